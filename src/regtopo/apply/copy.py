@@ -1,0 +1,236 @@
+"""The copy engine: a manifest tree from a source repository to a target, by digest.
+
+For each manifest, depth-first:
+  1. skip it if the target has it already (a registry accepts a manifest only once everything
+     it references is present, so presence means complete);
+  2. copy its children (an index's manifests), then its blobs, streaming each one from the
+     source through a digest and size check into the target;
+  3. push its exact bytes by digest, with its own media type.
+The caller tags the root last, so a tag never points at incomplete content, and a crashed copy
+resumes where it stopped: whatever is present is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from regtopo.errors import ManifestError, RegtopoError
+from regtopo.oci.descriptor import Descriptor
+from regtopo.oci.digest import Digest, DigestVerifier
+from regtopo.oci.manifest import Manifest
+from regtopo.oci.mediatype import is_non_distributable
+from regtopo.registry.errors import RegistryError
+from regtopo.registry.layout import LayoutRepository
+from regtopo.registry.store import Repository
+
+log = logging.getLogger(__name__)
+
+
+class CopyError(RegtopoError):
+    """A copy that stopped: the target holds only complete manifests, and no new tag."""
+
+
+@dataclass
+class CopyStats:
+    manifests_pushed: int = 0
+    manifests_present: int = 0
+    blobs_uploaded: int = 0
+    blobs_mounted: int = 0
+    blobs_present: int = 0
+    blobs_non_distributable: int = 0
+    bytes_sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+class CopyEngine:
+    """Copies manifest trees; shared by every action of one apply.
+
+    Blob transfers run on their own pool, so images copied in parallel never wait on each
+    other's threads. A blob wanted by two images at once is transferred once.
+    """
+
+    def __init__(self, *, blob_workers: int = 4, include_non_distributable: bool = False) -> None:
+        self.include_non_distributable = include_non_distributable
+        self._pool = ThreadPoolExecutor(blob_workers, thread_name_prefix="regtopo-blob")
+        self._inflight: dict[tuple[str, str, Digest], Future[str]] = {}
+        self._present: set[tuple[str, str, Digest]] = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def copy(
+        self, source: Repository, target: Repository, digest: Digest, tags: list[str]
+    ) -> CopyStats:
+        """Copy the tree under `digest`, then point each of `tags` at it."""
+        stats = CopyStats()
+        root = source.get_manifest(str(digest), expected=digest)
+        if root is None:
+            raise CopyError(f"copying {source}@{digest}: the source no longer has it")
+        self.copy_manifest(source, target, root, stats)
+        for tag in tags:
+            target.put_manifest(root, tag)
+        return stats
+
+    def copy_manifest(
+        self,
+        source: Repository,
+        target: Repository,
+        manifest: Manifest,
+        stats: CopyStats,
+        ancestors: frozenset[Digest] = frozenset(),
+    ) -> None:
+        if manifest.digest in ancestors:
+            # An index that lists itself (directly or further down) would never finish.
+            raise CopyError(
+                f"copying {source}@{manifest.digest}: the index contains itself",
+                hint="the source content is malformed; it cannot be pushed anywhere either",
+            )
+        if manifest.kind == "schema1":
+            raise ManifestError(
+                f"copying {source}@{manifest.digest}: cannot be replicated by digest: "
+                "Docker schema1 manifests are refused by current registries"
+            )
+        if target.head_manifest(str(manifest.digest)) is not None:
+            stats.add(manifests_present=1)
+            return
+
+        lineage = ancestors | {manifest.digest}
+        for child in manifest.children:
+            child_manifest = source.get_manifest(str(child.digest), expected=child.digest)
+            if child_manifest is None:
+                raise CopyError(
+                    f"copying {source}@{manifest.digest}: its child {child.digest} "
+                    f"({child.media_type}) is missing at the source"
+                )
+            self._copy_child(source, target, child, child_manifest, stats, lineage)
+
+        futures = [self._blob(source, target, blob, stats) for blob in manifest.blobs]
+        errors = []
+        for future in futures:
+            try:
+                future.result()
+            except RegtopoError as err:
+                errors.append(err)
+        if errors:
+            raise errors[0]
+
+        try:
+            target.put_manifest(manifest, str(manifest.digest))
+        except RegistryError as err:
+            raise self._explain_rejection(manifest, target, err) from err
+        stats.add(manifests_pushed=1)
+
+    def _copy_child(
+        self,
+        source: Repository,
+        target: Repository,
+        child: Descriptor,
+        child_manifest: Manifest,
+        stats: CopyStats,
+        lineage: frozenset[Digest],
+    ) -> None:
+        try:
+            self.copy_manifest(source, target, child_manifest, stats, lineage)
+        except RegistryError as err:
+            raise CopyError(
+                f"copying child {child.digest} ({child.media_type}) to {target}: {err.message}",
+                hint=err.hint,
+            ) from err
+
+    def _explain_rejection(
+        self, manifest: Manifest, target: Repository, err: RegistryError
+    ) -> RegtopoError:
+        foreign = [b for b in manifest.blobs if b.urls or is_non_distributable(b.media_type)]
+        if "MANIFEST_BLOB_UNKNOWN" in err.codes and foreign and not self.include_non_distributable:
+            return CopyError(
+                f"pushing {manifest.digest} to {target}: the target requires non-distributable "
+                f"blobs ({', '.join(str(b.digest.short) for b in foreign)})",
+                hint="set include_non_distributable on the replication to upload them "
+                "(the manifest stays unchanged)",
+            )
+        return CopyError(
+            f"pushing manifest {manifest.digest} ({manifest.media_type}) to {target}: {err.message}",
+            hint=err.hint,
+        )
+
+    # blobs
+
+    def _blob(
+        self, source: Repository, target: Repository, blob: Descriptor, stats: CopyStats
+    ) -> Future[str]:
+        key = (target.registry_id, target.name, blob.digest)
+        with self._lock:
+            if key in self._present:
+                done: Future[str] = Future()
+                done.set_result("present")
+                return done
+            future = self._inflight.get(key)
+            if future is None:
+                future = self._pool.submit(self._transfer, source, target, blob, stats)
+                self._inflight[key] = future
+                future.add_done_callback(lambda f: self._settle(key, f))
+            return future
+
+    def _settle(self, key: tuple[str, str, Digest], future: Future[str]) -> None:
+        with self._lock:
+            self._inflight.pop(key, None)
+            if not future.cancelled() and future.exception() is None:
+                self._present.add(key)
+
+    def _transfer(
+        self, source: Repository, target: Repository, blob: Descriptor, stats: CopyStats
+    ) -> str:
+        if (blob.urls or is_non_distributable(blob.media_type)) and not (
+            self.include_non_distributable
+        ):
+            stats.add(blobs_non_distributable=1)
+            return "non-distributable"
+        if target.blob_exists(blob):
+            stats.add(blobs_present=1)
+            return "present"
+
+        mount_from = None
+        if source.registry_id == target.registry_id and not isinstance(target, LayoutRepository):
+            mount_from = source.name
+
+        @contextmanager
+        def opener() -> Iterator[Iterator[bytes]]:
+            with self._open_verified(source, blob) as chunks:
+                yield chunks
+
+        outcome = target.push_blob(blob, opener, mount_from=mount_from)
+        if outcome == "mounted":
+            stats.add(blobs_mounted=1)
+        else:
+            stats.add(blobs_uploaded=1, bytes_sent=blob.size)
+        log.debug("blob %s %s to %s", blob.digest.short, outcome, target)
+        return outcome
+
+    @contextmanager
+    def _open_verified(self, source: Repository, blob: Descriptor) -> Iterator[Iterator[bytes]]:
+        inline = blob.inline_data()
+        if inline is not None and not source.blob_exists(blob):
+            # Descriptor `data` stands in only when it hashes to the descriptor's digest.
+            yield iter([inline])
+            return
+        verifier = DigestVerifier(blob.digest, blob.size, what=f"blob {blob.digest} from {source}")
+        with source.open_blob(blob) as chunks:
+
+            def checked() -> Iterator[bytes]:
+                for chunk in chunks:
+                    verifier.update(chunk)
+                    yield chunk
+                verifier.finish()
+
+            yield checked()

@@ -1,0 +1,105 @@
+"""Reading live state for the planner, each fact read once per run.
+
+Manifests are immutable by digest, so they are cached by digest; blob and manifest presence at
+a target is cached per repository. Tag heads are read fresh each time they are asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from regtopo.oci.descriptor import Descriptor
+from regtopo.oci.digest import Digest
+from regtopo.oci.manifest import Manifest
+from regtopo.registry.store import Repository
+
+
+@dataclass
+class TreeCost:
+    """What copying a manifest tree to a target would send, and what is there already."""
+
+    bytes_to_send: int = 0
+    bytes_present: int = 0
+    blobs_to_send: int = 0
+    manifests_to_send: int = 0
+    non_distributable: list[str] = field(default_factory=list)
+
+
+class Observer:
+    def __init__(self) -> None:
+        self._manifests: dict[Digest, Manifest] = {}
+        self._present: dict[tuple[str, str, Digest], bool] = {}
+        self._lock = threading.Lock()
+
+    def manifest(self, repository: Repository, digest: Digest) -> Manifest | None:
+        with self._lock:
+            cached = self._manifests.get(digest)
+        if cached is not None:
+            return cached
+        manifest = repository.get_manifest(str(digest), expected=digest)
+        if manifest is not None:
+            with self._lock:
+                self._manifests[digest] = manifest
+        return manifest
+
+    def _cached_presence(self, repository: Repository, digest: Digest) -> bool | None:
+        with self._lock:
+            return self._present.get((repository.registry_id, repository.name, digest))
+
+    def _remember(self, repository: Repository, digest: Digest, present: bool) -> None:
+        with self._lock:
+            self._present[(repository.registry_id, repository.name, digest)] = present
+
+    def manifest_present(self, repository: Repository, digest: Digest) -> bool:
+        known = self._cached_presence(repository, digest)
+        if known is None:
+            known = repository.head_manifest(str(digest)) is not None
+            self._remember(repository, digest, known)
+        return known
+
+    def blob_present(self, repository: Repository, descriptor: Descriptor) -> bool:
+        known = self._cached_presence(repository, descriptor.digest)
+        if known is None:
+            known = repository.blob_exists(descriptor)
+            self._remember(repository, descriptor.digest, known)
+        return known
+
+    def cost(self, source: Repository, target: Repository, root: Manifest) -> TreeCost:
+        """Walk the tree under `root` at the source and price what the target lacks."""
+        cost = TreeCost()
+        seen: set[Digest] = set()
+        counted_blobs: set[Digest] = set()
+
+        def walk(manifest: Manifest) -> None:
+            if manifest.digest in seen:
+                return
+            seen.add(manifest.digest)
+            if manifest is not root and self.manifest_present(target, manifest.digest):
+                return
+            cost.manifests_to_send += 1
+            for child in manifest.children:
+                child_manifest = self.manifest(source, child.digest)
+                if child_manifest is not None:
+                    walk(child_manifest)
+            for blob in manifest.blobs:
+                if blob.digest in counted_blobs:
+                    continue
+                counted_blobs.add(blob.digest)
+                if blob.urls or _non_distributable(blob):
+                    cost.non_distributable.append(str(blob.digest))
+                    continue
+                if self.blob_present(target, blob):
+                    cost.bytes_present += blob.size
+                else:
+                    cost.bytes_to_send += blob.size
+                    cost.blobs_to_send += 1
+
+        walk(root)
+        return cost
+
+
+def _non_distributable(descriptor: Descriptor) -> bool:
+    from regtopo.oci.mediatype import is_non_distributable
+
+    return is_non_distributable(descriptor.media_type)

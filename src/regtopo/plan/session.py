@@ -1,0 +1,109 @@
+"""Opening the registries a topology names: one client per registry, shared by the run."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from regtopo.errors import RegtopoError
+from regtopo.registry.auth import Credentials
+from regtopo.registry.client import RegistryClient, TLSSettings
+from regtopo.registry.credentials import lookup
+from regtopo.registry.layout import LayoutRepository
+from regtopo.registry.store import Repository
+from regtopo.topology.models import ENV_REFERENCE, RegistrySpec, Topology
+
+
+class SecretError(RegtopoError):
+    """A `${env:NAME}` reference whose variable is not set."""
+
+
+def resolve_env(value: str, *, where: str) -> str:
+    """Replace `${env:NAME}` references. The message names the variable, never a value."""
+
+    def substitute(match: object) -> str:
+        name = match.group(1)  # type: ignore[attr-defined]
+        if name not in os.environ:
+            raise SecretError(
+                f"{where}: environment variable {name} is not set",
+                hint=f"export {name} before running regtopo",
+            )
+        return os.environ[name]
+
+    return ENV_REFERENCE.sub(substitute, value)
+
+
+class Session:
+    """The registries of one topology, opened lazily and closed together."""
+
+    def __init__(self, topology: Topology, base_dir: Path) -> None:
+        self.topology = topology
+        self.base_dir = base_dir
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def spec(self, registry: str) -> RegistrySpec:
+        return self.topology.registries[registry]
+
+    def repository(self, registry: str, name: str) -> Repository:
+        spec = self.spec(registry)
+        if spec.path is not None:
+            root = Path(spec.path)
+            if not root.is_absolute():
+                root = self.base_dir / root
+            return LayoutRepository(registry, root, name)
+        return self.client(registry).repository(name)
+
+    def client(self, registry: str) -> RegistryClient:
+        with self._lock:
+            if registry not in self._clients:
+                self._clients[registry] = self._open(registry, self.spec(registry))
+            return self._clients[registry]
+
+    def _open(self, name: str, spec: RegistrySpec) -> RegistryClient:
+        assert spec.host is not None
+        scheme, host = "https", spec.host
+        if host.startswith("http://"):
+            scheme, host = "http", host.removeprefix("http://")
+        host = host.removeprefix("https://").rstrip("/")
+
+        credentials: Credentials | None
+        if spec.credentials is not None:
+            where = f"credentials of registry {name!r}"
+            credentials = Credentials(
+                resolve_env(spec.credentials.username, where=where),
+                resolve_env(spec.credentials.password, where=where),
+            )
+        else:
+            credentials = lookup(host)
+
+        tls = spec.tls
+        settings = TLSSettings(
+            insecure=bool(tls and tls.insecure),
+            ca_bundle=self._path(tls.ca_bundle) if tls else None,
+            client_cert=self._path(tls.client_cert) if tls else None,
+            client_key=self._path(tls.client_key) if tls else None,
+        )
+        return RegistryClient(
+            name,
+            host,
+            scheme=scheme,
+            credentials=credentials,
+            tls=settings,
+            max_connections=spec.max_connections,
+        )
+
+    def _path(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value)
+        return str(path if path.is_absolute() else self.base_dir / path)
+
+    def request_count(self) -> int:
+        return sum(c.request_count for c in self._clients.values())
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -1,0 +1,518 @@
+"""The distribution-spec client: one `RegistryClient` per registry, one `RemoteRepository` per
+repository in it.
+
+Every request goes through `RegistryClient.request`, which authenticates (answering 401
+challenges, then authenticating up front), retries what can be retried, and turns every error
+answer into a typed `RegistryError`. httpx follows redirects and drops `Authorization` when a
+redirect leaves the registry's origin (storage redirects carry their own signed query).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from regtopo import __version__
+from regtopo.oci import mediatype as mt
+from regtopo.oci.descriptor import Descriptor
+from regtopo.oci.digest import Digest
+from regtopo.oci.manifest import Manifest
+from regtopo.oci.reference import api_host, canonical_host, is_valid_tag
+from regtopo.registry.auth import Authenticator, Credentials
+from regtopo.registry.errors import (
+    AuthError,
+    RegistryError,
+    UnreachableError,
+    UnsupportedError,
+    redact_url,
+)
+from regtopo.registry.retry import retrying
+from regtopo.registry.store import BlobOpener, PushResult, Repository
+
+log = logging.getLogger(__name__)
+
+# Blobs up to this size go up in one streamed PUT; larger ones in chunks of this size, so that
+# a token expiring mid-upload costs one chunk, not the whole blob.
+CHUNK_SIZE = 16 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+
+Body = bytes | Callable[[], Iterable[bytes] | bytes] | None
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    insecure: bool = False
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+class RegistryClient:
+    """HTTP access to one registry: a pooled connection, its auth state, its limits."""
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        *,
+        scheme: str = "https",
+        credentials: Credentials | None = None,
+        tls: TLSSettings | None = None,
+        max_connections: int = 8,
+        timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.host = canonical_host(host)
+        self.base_url = f"{scheme}://{api_host(self.host)}"
+        tls = tls or TLSSettings()
+        verify: Any = False if tls.insecure else (tls.ca_bundle or True)
+        cert: Any = None
+        if tls.client_cert:
+            cert = (tls.client_cert, tls.client_key) if tls.client_key else tls.client_cert
+        self.http = httpx.Client(
+            follow_redirects=True,
+            verify=verify,
+            cert=cert,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={"User-Agent": f"regtopo/{__version__}"},
+        )
+        self.auth = Authenticator(credentials, self.host)
+        self.request_count = 0
+        self._warned: set[str] = set()
+
+    def repository(self, name: str) -> RemoteRepository:
+        return RemoteRepository(self, name)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        scopes: frozenset[str],
+        action: str,
+        headers: dict[str, str] | None = None,
+        params: list[tuple[str, str]] | None = None,
+        body: Body = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+        passthrough: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """Send one logical request, authenticated and retried.
+
+        Statuses in `ok` and `passthrough` are returned to the caller; every other answer is a
+        `RegistryError`. `body` may be a factory, called once per attempt, so streamed uploads
+        can be retried from the start.
+        """
+
+        def attempt() -> httpx.Response:
+            response = self._send(method, url, scopes, headers, params, body, stream)
+            if response.status_code == 401:
+                _discard(response)
+                authorization = self.auth.authenticate(self.http, response, scopes)
+                response = self._send(
+                    method, url, scopes, headers, params, body, stream, authorization
+                )
+                if response.status_code == 401:
+                    # One renewal per attempt: a token that expired mid-upload is replaced once.
+                    _discard(response)
+                    self.auth.invalidate(scopes)
+                    error = RegistryError.from_response(action, response)
+                    raise AuthError(
+                        error.message, status=401, codes=error.codes or ("DENIED",), hint=error.hint
+                    )
+            if response.status_code in ok or response.status_code in passthrough:
+                return response
+            _discard(response)
+            raise RegistryError.from_response(action, response)
+
+        try:
+            return retrying(attempt)
+        except httpx.TransportError as err:
+            raise UnreachableError(
+                f"{action}: registry {self.name!r} ({self.host}) unreachable: "
+                f"{type(err).__name__}: {_short_cause(err)}",
+                hint="check the host, the port, and whether it speaks https or http",
+            ) from err
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        scopes: frozenset[str],
+        headers: dict[str, str] | None,
+        params: list[tuple[str, str]] | None,
+        body: Body,
+        stream: bool,
+        authorization: str | None = None,
+    ) -> httpx.Response:
+        request_headers = dict(headers or {})
+        authorization = authorization or self.auth.header_for(scopes)
+        if authorization is None and self.auth.scheme == "bearer" and self.auth.realm:
+            # The realm is known: fetch the token now instead of collecting another 401.
+            authorization = f"Bearer {self.auth.fetch_token(self.http, scopes, cache_key=scopes)}"
+        if authorization:
+            request_headers["Authorization"] = authorization
+        content = body() if callable(body) else body
+        self.request_count += 1
+        request = self.http.build_request(
+            method,
+            url,
+            headers=request_headers,
+            params=httpx.QueryParams(params) if params else None,
+            content=content,
+        )
+        log.debug("%s %s", method, redact_url(request.url))
+        return self.http.send(request, stream=stream)
+
+    def warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+
+def _discard(response: httpx.Response) -> None:
+    try:
+        response.read()
+    except httpx.HTTPError:
+        pass
+    response.close()
+
+
+def _short_cause(err: Exception) -> str:
+    text = str(err) or repr(err)
+    return text.splitlines()[0][:200]
+
+
+def _scopes(*entries: str) -> frozenset[str]:
+    return frozenset(entries)
+
+
+class RemoteRepository(Repository):
+    """A repository on a distribution-spec registry."""
+
+    def __init__(self, client: RegistryClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self.registry_name = client.name
+        self.registry_id = f"remote:{client.host}"
+        self.pull = _scopes(f"repository:{name}:pull")
+        self.push = _scopes(f"repository:{name}:pull,push")
+
+    def _path(self, suffix: str) -> str:
+        return self.client.url(f"/v2/{self.name}/{suffix}")
+
+    # manifests
+
+    def head_manifest(self, reference: str) -> Descriptor | None:
+        response = self.client.request(
+            "HEAD",
+            self._path(f"manifests/{reference}"),
+            scopes=self.pull,
+            action=f"checking manifest {self}:{reference}",
+            headers={"Accept": mt.ACCEPT},
+            passthrough=(404,),
+        )
+        if response.status_code == 404:
+            return None
+        header = response.headers.get("docker-content-digest")
+        length = response.headers.get("content-length")
+        if not header or not length:
+            # Some registries (ECR) omit the digest on HEAD: read the manifest and hash it.
+            manifest = self.get_manifest(reference)
+            return manifest.descriptor() if manifest else None
+        digest = Digest.parse(header)
+        if reference.startswith(f"{digest.algorithm}:") and reference != str(digest):
+            raise RegistryError(
+                f"checking manifest {self}:{reference}: the registry answered with {digest}"
+            )
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return Descriptor(media_type=media_type, digest=digest, size=int(length))
+
+    def get_manifest(self, reference: str, expected: Digest | None = None) -> Manifest | None:
+        if expected is None and ":" in reference:
+            expected = Digest.parse(reference)
+        response = self.client.request(
+            "GET",
+            self._path(f"manifests/{reference}"),
+            scopes=self.pull,
+            action=f"fetching manifest {self}:{reference}",
+            headers={"Accept": mt.ACCEPT},
+            passthrough=(404,),
+        )
+        if response.status_code == 404:
+            return None
+        manifest = Manifest.parse(
+            response.content, response.headers.get("content-type"), expected=expected
+        )
+        header = response.headers.get("docker-content-digest")
+        if header:
+            served = Digest.parse(header)
+            if served.algorithm == manifest.digest.algorithm and served != manifest.digest:
+                raise RegistryError(
+                    f"fetching manifest {self}:{reference}: the registry says {served} but the "
+                    f"bytes hash to {manifest.digest}",
+                    hint="the registry or a proxy altered the manifest; nothing was copied",
+                )
+        return manifest
+
+    def put_manifest(self, manifest: Manifest, reference: str) -> PushResult:
+        response = self.client.request(
+            "PUT",
+            self._path(f"manifests/{reference}"),
+            scopes=self.push,
+            action=f"pushing manifest {manifest.digest} to {self}:{reference}",
+            headers={"Content-Type": manifest.media_type},
+            body=manifest.raw,
+            ok=(200, 201, 202),
+        )
+        header = response.headers.get("docker-content-digest")
+        if header:
+            stored = Digest.parse(header)
+            if stored.algorithm == manifest.digest.algorithm and stored != manifest.digest:
+                raise RegistryError(
+                    f"pushing manifest to {self}:{reference}: stored as {stored}, "
+                    f"expected {manifest.digest}",
+                    hint="the registry rewrote the manifest; the copy is not digest-exact",
+                )
+        return PushResult(manifest.digest, subject_recorded="oci-subject" in response.headers)
+
+    def delete_manifest(self, digest: Digest) -> None:
+        scopes = _scopes(f"repository:{self.name}:delete")
+        response = self.client.request(
+            "DELETE",
+            self._path(f"manifests/{digest}"),
+            scopes=scopes,
+            action=f"deleting manifest {self}@{digest}",
+            ok=(200, 202, 204),
+            passthrough=(400, 405),
+        )
+        if response.status_code in (400, 405):
+            error = RegistryError.from_response(f"deleting manifest {self}@{digest}", response)
+            raise UnsupportedError(error.message, status=error.status, codes=error.codes)
+
+    # blobs
+
+    def blob_exists(self, descriptor: Descriptor) -> bool:
+        response = self.client.request(
+            "HEAD",
+            self._path(f"blobs/{descriptor.digest}"),
+            scopes=self.pull,
+            action=f"checking blob {self}@{descriptor.digest.short}",
+            passthrough=(404,),
+        )
+        return response.status_code == 200
+
+    @contextmanager
+    def _stream_blob(self, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
+        response = self.client.request(
+            "GET",
+            self._path(f"blobs/{descriptor.digest}"),
+            scopes=self.pull,
+            action=f"fetching blob {self}@{descriptor.digest.short}",
+            stream=True,
+        )
+        try:
+            yield response.iter_bytes(READ_CHUNK)
+        finally:
+            response.close()
+
+    def open_blob(self, descriptor: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
+        return self._stream_blob(descriptor)
+
+    def push_blob(
+        self, descriptor: Descriptor, opener: BlobOpener, *, mount_from: str | None = None
+    ) -> str:
+        params: list[tuple[str, str]] = []
+        scopes = self.push
+        if mount_from:
+            params = [("mount", str(descriptor.digest)), ("from", mount_from)]
+            scopes = self.push | {f"repository:{mount_from}:pull"}
+        response = self.client.request(
+            "POST",
+            self._path("blobs/uploads/"),
+            scopes=scopes,
+            action=f"starting upload of {descriptor.digest.short} to {self}",
+            params=params,
+            headers={"Content-Length": "0"},
+            ok=(201, 202),
+        )
+        _discard(response)
+        if response.status_code == 201 and mount_from:
+            return "mounted"
+        location = _location(response)
+
+        try:
+            if descriptor.size <= CHUNK_SIZE:
+                self._put_monolithic(descriptor, opener, location)
+            else:
+                self._put_chunked(descriptor, opener, location)
+        except BaseException:
+            self._cancel_upload(location)
+            raise
+        return "uploaded"
+
+    def _put_monolithic(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
+        def body() -> Iterable[bytes]:
+            with opener() as chunks:
+                yield from chunks
+
+        response = self.client.request(
+            "PUT",
+            _with_digest(location, descriptor.digest),
+            scopes=self.push,
+            action=f"uploading blob {descriptor.digest.short} to {self}",
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(descriptor.size),
+            },
+            body=body,
+            ok=(201, 204),
+        )
+        _discard(response)
+
+    def _put_chunked(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
+        offset = 0
+        with opener() as chunks:
+            for chunk in _rechunk(chunks, CHUNK_SIZE):
+                end = offset + len(chunk) - 1
+                response = self.client.request(
+                    "PATCH",
+                    location,
+                    scopes=self.push,
+                    action=f"uploading a chunk of {descriptor.digest.short} to {self}",
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{offset}-{end}",
+                        "Content-Length": str(len(chunk)),
+                    },
+                    body=chunk,
+                    ok=(202,),
+                )
+                _discard(response)
+                location = _location(response)
+                confirmed = response.headers.get("range", "")
+                if confirmed and not confirmed.endswith(f"-{end}"):
+                    raise RegistryError(
+                        f"uploading {descriptor.digest.short} to {self}: the registry confirmed "
+                        f"range {confirmed}, expected 0-{end}"
+                    )
+                offset = end + 1
+        response = self.client.request(
+            "PUT",
+            _with_digest(location, descriptor.digest),
+            scopes=self.push,
+            action=f"finishing upload of {descriptor.digest.short} to {self}",
+            headers={"Content-Length": "0"},
+            ok=(201, 204),
+        )
+        _discard(response)
+
+    def _cancel_upload(self, location: str) -> None:
+        try:
+            response = self.client.http.delete(location)
+            response.close()
+        except httpx.HTTPError:
+            pass
+
+    # tags and referrers
+
+    def list_tags(self) -> list[str]:
+        url: str | None = self._path("tags/list")
+        tags: list[str] = []
+        invalid = 0
+        while url:
+            response = self.client.request(
+                "GET", url, scopes=self.pull, action=f"listing tags of {self}", passthrough=(404,)
+            )
+            if response.status_code == 404:
+                return []
+            for tag in response.json().get("tags") or []:
+                if isinstance(tag, str) and is_valid_tag(tag):
+                    tags.append(tag)
+                else:
+                    invalid += 1
+            url = _next_link(response)
+        if invalid:
+            log.warning(
+                "skipped %d entries in the tag list of %s that are not valid tags", invalid, self
+            )
+        return sorted(set(tags))
+
+    def referrers(
+        self, digest: Digest, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        params = [("artifactType", artifact_type)] if artifact_type else None
+        url: str | None = self._path(f"referrers/{digest}")
+        found: list[Descriptor] = []
+        while url:
+            response = self.client.request(
+                "GET",
+                url,
+                scopes=self.pull,
+                action=f"listing referrers of {self}@{digest.short}",
+                params=params,
+                headers={"Accept": mt.OCI_INDEX},
+                passthrough=(400, 404, 405, 406),
+            )
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if response.status_code != 200 or content_type != mt.OCI_INDEX:
+                return None
+            manifests = response.json().get("manifests") or []
+            found.extend(Descriptor.from_json(m, where="referrers list") for m in manifests)
+            filtered = "artifactType" in response.headers.get("oci-filters-applied", "")
+            if artifact_type and not filtered:
+                found = [d for d in found if d.artifact_type == artifact_type]
+            url, params = _next_link(response), None
+        return found
+
+
+def _location(response: httpx.Response) -> str:
+    """The upload session URL, resolved against the URL of the response that carried it."""
+    location = response.headers.get("location")
+    if not location:
+        raise RegistryError(
+            f"upload to {redact_url(response.request.url)}: the registry sent no Location"
+        )
+    return str(response.url.join(location))
+
+
+def _with_digest(location: str, digest: Digest) -> str:
+    """Append `digest=` to an opaque upload URL, keeping its own query intact."""
+    separator = "&" if "?" in location else "?"
+    return f"{location}{separator}digest={digest}"
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    """Follow `Link: <url>; rel="next"` verbatim, resolved against the request URL."""
+    for value in response.headers.get_list("link"):
+        for part in value.split(","):
+            if 'rel="next"' in part or "rel=next" in part:
+                start, end = part.find("<"), part.find(">")
+                if start != -1 and end > start:
+                    return str(response.url.join(part[start + 1 : end]))
+    return None
+
+
+def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer.extend(chunk)
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)

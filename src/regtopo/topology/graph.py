@@ -1,0 +1,71 @@
+"""The replication graph: repositories are nodes, replications are edges.
+
+A later hop reads what an earlier hop writes, so replications are planned and applied in
+topological order of this graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from regtopo.topology.models import ReplicationSpec, Topology
+
+Node = tuple[str, str]  # (registry name, repository)
+
+
+@dataclass(frozen=True)
+class Edge:
+    replication: int  # index into Topology.replications
+    source: Node
+    target: Node
+    tags: frozenset[str]
+
+
+def build(topology: Topology) -> nx.MultiDiGraph:
+    graph = nx.MultiDiGraph()
+    for index, replication in enumerate(topology.replications):
+        source = (replication.source.registry, replication.source.repository)
+        graph.add_node(source)
+        for target in replication.targets:
+            node = (target.registry, target.repository)
+            graph.add_edge(
+                source,
+                node,
+                edge=Edge(index, source, node, frozenset(replication.tags)),
+            )
+    return graph
+
+
+def tag_cycles(graph: nx.MultiDiGraph) -> list[list[Node]]:
+    """Cycles of repositories that some tag would flow around forever."""
+    cycles = []
+    for cycle in nx.simple_cycles(nx.DiGraph(graph)):
+        hops = list(zip(cycle, cycle[1:] + cycle[:1], strict=True))
+        shared: frozenset[str] | None = None
+        for source, target in hops:
+            tags: frozenset[str] = frozenset().union(
+                *(data["edge"].tags for data in graph.get_edge_data(source, target).values())
+            )
+            shared = tags if shared is None else shared & tags
+        if shared:
+            cycles.append(cycle)
+    return cycles
+
+
+def replication_order(topology: Topology) -> list[tuple[int, ReplicationSpec]]:
+    """Replications ordered so that each one's source is written before it is read."""
+    graph = build(topology)
+    depth: dict[Node, int] = {}
+    for node in nx.topological_sort(nx.DiGraph(graph)):
+        predecessors = list(graph.predecessors(node))
+        depth[node] = 1 + max((depth[p] for p in predecessors), default=-1)
+    ordered = sorted(
+        enumerate(topology.replications),
+        key=lambda item: (
+            depth.get((item[1].source.registry, item[1].source.repository), 0),
+            item[0],
+        ),
+    )
+    return ordered

@@ -1,0 +1,161 @@
+"""Loading a topology file: YAML with positions, then the models, then the cross-checks.
+
+Every error names the file, the line and the column, and what was expected. Errors are
+collected, not raised one by one, so a user fixes a file in one round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from regtopo.errors import RegtopoError
+from regtopo.topology.models import Topology
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+class TopologyError(RegtopoError):
+    """A topology file that cannot be used; `problems` lists every error found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        summary = "\n".join(str(p) for p in problems)
+        super().__init__(summary)
+
+    def diagnostics(self) -> str:
+        count = len(self.problems)
+        head = f"{count} error{'s' if count != 1 else ''} in the topology:"
+        return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class LoadedTopology:
+    topology: Topology
+    path: Path
+    document: Any
+
+    def position(self, location: tuple[Any, ...]) -> tuple[int, int]:
+        return position_of(self.document, location)
+
+
+def position_of(document: Any, location: tuple[Any, ...]) -> tuple[int, int]:
+    """1-based line and column of the node at `location`, or of its nearest ancestor."""
+    node = document
+    line, column = 1, 1
+    for key in location:
+        if isinstance(node, CommentedMap) and key in node:
+            try:
+                line, column = node.lc.value(key)
+            except (KeyError, TypeError, AttributeError):
+                line, column = node.lc.line, node.lc.col
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            try:
+                line, column = node.lc.item(key)
+            except (KeyError, TypeError, AttributeError):
+                line, column = node.lc.line, node.lc.col
+            node = node[key]
+        else:
+            break
+        if isinstance(node, CommentedMap | CommentedSeq):
+            line, column = node.lc.line, node.lc.col
+    return line + 1, column + 1
+
+
+def read_yaml(path: Path) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RegtopoError(f"reading topology {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise TopologyError([Problem(str(path), 1, 1, "the file is not UTF-8 text")]) from err
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = err.problem or err.context or "invalid YAML"
+        raise TopologyError([Problem(str(path), line, column, f"not valid YAML: {what}")]) from err
+    except YAMLError as err:
+        raise TopologyError([Problem(str(path), 1, 1, f"not valid YAML: {err}")]) from err
+
+
+def _pydantic_message(error: Any) -> str:
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid value"))
+    if kind == "missing":
+        return f"missing required field {error['loc'][-1]!r}"
+    if kind == "extra_forbidden":
+        return f"unknown field {error['loc'][-1]!r} (user keys must start with 'x-')"
+    return message.removeprefix("Value error, ")
+
+
+def load(path: str | Path) -> LoadedTopology:
+    """Read, validate and cross-check a topology file, or raise `TopologyError`."""
+    path = Path(path)
+    document = read_yaml(path)
+    if document is None:
+        raise TopologyError([Problem(str(path), 1, 1, "the file is empty; expected a mapping")])
+    if not isinstance(document, dict):
+        raise TopologyError([Problem(str(path), 1, 1, "expected a mapping at the top level")])
+
+    try:
+        topology = Topology.model_validate(_plain(document))
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            location = tuple(k for k in error["loc"] if not _is_pydantic_tag(k))
+            line, column = position_of(document, location)
+            problems.append(Problem(str(path), line, column, _pydantic_message(error)))
+        raise TopologyError(_unique(problems)) from None
+
+    loaded = LoadedTopology(topology, path, document)
+    from regtopo.topology.validate import cross_check
+
+    problems = cross_check(loaded)
+    if problems:
+        raise TopologyError(problems)
+    return loaded
+
+
+def _is_pydantic_tag(key: Any) -> bool:
+    # Union members appear in locations as type names ('str', 'function-after[...]').
+    return isinstance(key, str) and ("[" in key or key in {"str", "dict", "list"})
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip containers as plain dicts and lists (merge keys resolved)."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[int, int, str]] = set()
+    out = []
+    for problem in problems:
+        key = (problem.line, problem.column, problem.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out
