@@ -172,7 +172,7 @@ class RegistryClient:
             method,
             url,
             headers=request_headers,
-            params=httpx.QueryParams(params) if params else None,
+            params=httpx.QueryParams(tuple(params)) if params else None,
             content=content,
         )
         log.debug("%s %s", method, redact_url(request.url))
