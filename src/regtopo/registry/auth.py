@@ -198,7 +198,7 @@ class Authenticator:
             response = self._send_token_request(
                 client,
                 lambda: client.get(
-                    self.realm or "", params=httpx.QueryParams(params), headers=headers
+                    self.realm or "", params=httpx.QueryParams(tuple(params)), headers=headers
                 ),
             )
 
