@@ -1,0 +1,109 @@
+"""Bad topologies end in one clear message with file, line and column, and exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from regtopo.topology.loader import TopologyError, load
+from tests.support.cli import run
+
+VALID = """\
+registries:
+  hub:
+    host: registry-1.docker.io
+  local:
+    path: ./mirror
+replications:
+  - source: hub/library/alpine
+    targets: [local/alpine]
+    tags: ["3.20"]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "topology.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_topology_loads(tmp_path: Path) -> None:
+    loaded = load(_write(tmp_path, VALID))
+    assert [r.source.repository for r in loaded.topology.replications] == ["library/alpine"]
+    result = run("validate", str(tmp_path / "topology.yaml"))
+    assert result.exit_code == 0
+    assert "valid (2 registries, 1 replication)" in result.stdout
+
+
+def test_not_yaml_names_the_line_and_column(tmp_path: Path) -> None:
+    path = _write(tmp_path, "registries:\n  hub: {host: [unclosed\n")
+    result = run("validate", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:3:1: not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_registry_points_at_the_reference(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID.replace("targets: [local/alpine]", "targets: [ghcr/alpine]"))
+    with pytest.raises(TopologyError) as caught:
+        load(path)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.column) == (8, 15)
+    assert problem.message == "unknown registry 'ghcr'; expected one of: hub, local"
+
+
+def test_missing_required_field_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID.replace('    tags: ["3.20"]\n', ""))
+    result = run("validate", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:7:5: missing required field 'tags'" in result.stderr
+
+
+def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
+    text = VALID.replace("host: registry-1.docker.io", "hots: registry-1.docker.io").replace(
+        '["3.20"]', '["-bad"]'
+    )
+    with pytest.raises(TopologyError) as caught:
+        load(_write(tmp_path, text))
+    messages = sorted(p.message for p in caught.value.problems)
+    assert any("unknown field 'hots'" in m for m in messages)
+    assert any("'-bad' is not a valid tag" in m for m in messages)
+
+
+def test_two_sources_for_one_target_tag_are_refused(tmp_path: Path) -> None:
+    text = VALID + (
+        '  - source: hub/library/busybox\n    targets: [local/alpine]\n    tags: ["3.20"]\n'
+    )
+    with pytest.raises(TopologyError, match="local/alpine:3.20 is also written by replication 1"):
+        load(_write(tmp_path, text))
+
+
+def test_a_cycle_is_refused_and_named(tmp_path: Path) -> None:
+    text = VALID + (
+        '  - source: local/alpine\n    targets: [hub/library/alpine]\n    tags: ["3.20"]\n'
+    )
+    with pytest.raises(
+        TopologyError,
+        match=r"replication cycle: (local/alpine -> )?hub/library/alpine -> local/alpine",
+    ):
+        load(_write(tmp_path, text))
+
+
+def test_user_keys_and_anchors_are_allowed(tmp_path: Path) -> None:
+    text = 'x-tags: &tags ["1", "2"]\n' + VALID.replace('["3.20"]', "*tags").replace(
+        "  hub:\n", "  hub:\n    x-owner: platform-team\n"
+    )
+    loaded = load(_write(tmp_path, text))
+    assert loaded.topology.replications[0].tags == ["1", "2"]
+
+
+def test_unset_environment_variable_is_named_without_a_value(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "    host: registry-1.docker.io\n",
+        "    host: http://127.0.0.1:1\n    credentials:\n"
+        "      username: u\n      password: ${env:REGTOPO_TEST_UNSET_SECRET}\n",
+    )
+    result = run("plan", str(_write(tmp_path, text)))
+    assert result.exit_code == 1
+    assert "environment variable REGTOPO_TEST_UNSET_SECRET is not set" in result.stderr
