@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PYDIRS := $(wildcard src tests benchmarks)
 
 .PHONY: help dev demo test test-only lint reformat bench bench-quick system-deps clean
 
@@ -24,13 +25,13 @@ system-deps: ## install docker-registry and skopeo (apt-get, as root) when missi
 	@bash .ci/system-deps.sh
 
 lint: $(STAMP) ## ruff (format and lint) and mypy
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check $(PYDIRS)
+	$(BIN)/ruff check $(PYDIRS)
 	$(BIN)/mypy
 
 reformat: $(STAMP) ## apply ruff's formatting and fixes
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format $(PYDIRS)
+	$(BIN)/ruff check --fix $(PYDIRS)
 
 test: system-deps lint test-only ## lint, then every test against real registries
 
