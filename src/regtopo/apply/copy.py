@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import stamina
+
 from regtopo.errors import ManifestError, RegtopoError
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest, DigestVerifier
@@ -33,6 +35,14 @@ log = logging.getLogger(__name__)
 
 class CopyError(RegtopoError):
     """A copy that stopped: the target holds only complete manifests, and no new tag."""
+
+
+class _ReferencesSettlingError(Exception):
+    """The target refused a manifest whose references it holds: worth another try."""
+
+    def __init__(self, cause: RegistryError) -> None:
+        super().__init__(cause.message)
+        self.cause = cause
 
 
 @dataclass
@@ -64,6 +74,11 @@ class CopyEngine:
         self._pool = ThreadPoolExecutor(blob_workers, thread_name_prefix="regtopo-blob")
         self._inflight: dict[tuple[str, str, Digest], Future[str]] = {}
         self._present: set[tuple[str, str, Digest]] = set()
+        # Manifests being copied, and copied, per target repository. Two actions that share a
+        # child copy it once: Distribution rewrites a manifest's revision link on every PUT,
+        # and an index pushed during that rewrite can find its child missing.
+        self._manifest_inflight: dict[tuple[str, str, Digest], threading.Event] = {}
+        self._manifests_done: set[tuple[str, str, Digest]] = set()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -101,6 +116,35 @@ class CopyEngine:
                 f"copying {source}@{manifest.digest}: cannot be replicated by digest: "
                 "Docker schema1 manifests are refused by current registries"
             )
+        key = (target.registry_id, target.name, manifest.digest)
+        while True:
+            with self._lock:
+                if key in self._manifests_done:
+                    stats.add(manifests_present=1)
+                    return
+                running = self._manifest_inflight.get(key)
+                if running is None:
+                    self._manifest_inflight[key] = threading.Event()
+                    break
+            # Another action is copying this manifest: wait, then re-check (it may have failed).
+            running.wait()
+
+        try:
+            self._copy_manifest_once(source, target, manifest, stats, ancestors)
+            with self._lock:
+                self._manifests_done.add(key)
+        finally:
+            with self._lock:
+                self._manifest_inflight.pop(key).set()
+
+    def _copy_manifest_once(
+        self,
+        source: Repository,
+        target: Repository,
+        manifest: Manifest,
+        stats: CopyStats,
+        ancestors: frozenset[Digest],
+    ) -> None:
         if target.head_manifest(str(manifest.digest)) is not None:
             stats.add(manifests_present=1)
             return
@@ -125,11 +169,44 @@ class CopyEngine:
         if errors:
             raise errors[0]
 
-        try:
-            target.put_manifest(manifest, str(manifest.digest))
-        except RegistryError as err:
-            raise self._explain_rejection(manifest, target, err) from err
+        self._push_manifest(target, manifest)
         stats.add(manifests_pushed=1)
+
+    def _push_manifest(self, target: Repository, manifest: Manifest) -> None:
+        """Push by digest, riding out a registry that briefly cannot see what we just pushed.
+
+        Distribution rewrites a manifest's revision link on every PUT of it (a tag PUT too),
+        and object-store backed registries are eventually consistent: an index can be refused
+        with `MANIFEST_BLOB_UNKNOWN` while its children are there. Retry only when every
+        reference is confirmed present; otherwise the refusal is real.
+        """
+        try:
+            for attempt in stamina.retry_context(
+                on=_ReferencesSettlingError,
+                attempts=4,
+                timeout=None,
+                wait_initial=0.1,
+                wait_max=1.0,
+            ):
+                with attempt:
+                    try:
+                        target.put_manifest(manifest, str(manifest.digest))
+                    except RegistryError as err:
+                        if "MANIFEST_BLOB_UNKNOWN" in err.codes and self._references_present(
+                            target, manifest
+                        ):
+                            raise _ReferencesSettlingError(err) from err
+                        raise self._explain_rejection(manifest, target, err) from err
+        except _ReferencesSettlingError as settling:
+            raise self._explain_rejection(manifest, target, settling.cause) from settling.cause
+
+    def _references_present(self, target: Repository, manifest: Manifest) -> bool:
+        if any(target.head_manifest(str(child.digest)) is None for child in manifest.children):
+            return False
+        distributable = [
+            b for b in manifest.blobs if not (b.urls or is_non_distributable(b.media_type))
+        ]
+        return all(target.blob_exists(blob) for blob in distributable)
 
     def _copy_child(
         self,
