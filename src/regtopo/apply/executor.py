@@ -105,12 +105,17 @@ class Executor:
         if not result.ok:
             target = result.action.target
             self._failed_targets.add((target.registry, target.repository, target.tag))
-            if self.fail_fast and result.outcome is not Outcome.NOT_ATTEMPTED:
-                self._stop = True
         if self.on_result:
             self.on_result(result)
 
     def _run(self, action: Action) -> ActionResult:
+        result = self._attempt(action)
+        if self.fail_fast and result.outcome in (Outcome.FAILED, Outcome.STALE):
+            # Set here, in the worker, so the next queued action already sees it.
+            self._stop = True
+        return result
+
+    def _attempt(self, action: Action) -> ActionResult:
         source = action.source
         if self._stop:
             return ActionResult(action, Outcome.NOT_ATTEMPTED, "stopped after an earlier failure")
