@@ -163,7 +163,7 @@ def test_plan_detailed_exitcode_and_formats(
 
     assert as_json.exit_code == 2
     assert [a["kind"] for a in json.loads(as_json.stdout)["actions"]] == ["copy"]
-    assert as_markdown.stdout.startswith("### regtopo plan: Plan: 1 to copy")
+    assert as_markdown.stdout.startswith("### regtopo plan: 1 to copy, 0 to retag")
     assert "| copy | `b/app:v1` | `a/app:v1` |" in as_markdown.stdout
     assert "  + copy     b/app:v1  <- a/app:v1\n" in as_text.stdout
     assert "\x1b[" not in as_text.stdout  # not a terminal: no colour codes

@@ -22,6 +22,9 @@ from regtopo.errors import RegtopoError
 
 PLAN_FORMAT_VERSION = 1
 
+# Every field is written, defaults included: the schema says so, so readers may rely on it.
+WRITTEN = ConfigDict(json_schema_serialization_defaults_required=True)
+
 
 class ActionKind(StrEnum):
     COPY = "copy"  # content missing at the target
@@ -36,7 +39,7 @@ CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG})
 class TagRef(BaseModel):
     """A tag in a repository of a registry named in the topology."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
     registry: str = Field(description="the registry's name in the topology")
     repository: str
@@ -53,6 +56,8 @@ class TagRef(BaseModel):
 class Content(BaseModel):
     """What the source tag resolves to, as the planner saw it."""
 
+    model_config = WRITTEN
+
     digest: str
     media_type: str
     size: int
@@ -64,6 +69,8 @@ class Content(BaseModel):
 
 class Action(BaseModel):
     """One target tag: why it is in the plan, what it changes, and what that costs."""
+
+    model_config = WRITTEN
 
     kind: ActionKind
     replication: str = Field(description="why: the replication that produced this action")
@@ -98,11 +105,17 @@ class Action(BaseModel):
 class TopologySource(BaseModel):
     """The topology file a plan was made from, so apply can re-open exactly those registries."""
 
+    model_config = WRITTEN
+
     path: str = Field(description="as given to `regtopo plan` (relative to its working directory)")
     sha256: str = Field(description="hex SHA-256 of the file's bytes when planned")
 
 
 class Plan(BaseModel):
+    """A plan file: what `regtopo apply PLAN` will do, against which topology."""
+
+    model_config = WRITTEN
+
     format_version: int = Field(
         PLAN_FORMAT_VERSION, description="bumped on any change a reader must know about"
     )

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from regtopo.plan.actions import ActionKind, Plan
 from regtopo.plan.drift import DriftReport
-from regtopo.render.text import human_bytes, short, sorted_actions, summary_line
+from regtopo.render.text import human_bytes, short, sorted_actions
 
 
 def cell(value: object) -> str:
@@ -38,10 +38,17 @@ def environment() -> Environment:
 
 def _groups(plan: Plan) -> dict[str, object]:
     actions = sorted_actions(plan.actions)
+    summary = plan.summary()
+    headline = "no changes"
+    if plan.changes:
+        headline = (
+            f"{summary['copy']} to copy, {summary['retag']} to retag, "
+            f"{human_bytes(summary['bytes_to_send'])} to send"
+        )
     return {
+        "headline": headline,
         "plan": plan,
-        "summary": plan.summary(),
-        "summary_line": summary_line(plan),
+        "summary": summary,
         "changes": [a for a in actions if a.is_change],
         "skipped": [a for a in actions if a.kind is ActionKind.SKIPPED],
         "in_sync": [a for a in actions if a.kind is ActionKind.IN_SYNC],

@@ -123,7 +123,8 @@ def plan_text(plan: Plan, *, show_in_sync: bool = True) -> Text:
         header += f" (replications: {', '.join(plan.targets)})"
     if plan.shard:
         header += f" (shard {plan.shard})"
-    text = Text(header + "\n\n", style="bold")
+    text = Text()
+    text.append(header + "\n\n", style="bold")
     shown = [a for a in plan.actions if show_in_sync or a.kind is not ActionKind.IN_SYNC]
     for action in sorted_actions(shown):
         text.append_text(action_text(action))
@@ -140,7 +141,8 @@ def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
 
 def drift_text(report: DriftReport) -> Text:
     plan = report.plan
-    text = Text(f"regtopo drift for {plan.topology}\n\n", style="bold")
+    text = Text()
+    text.append(f"regtopo drift for {plan.topology}\n\n", style="bold")
     drifted = [a for a in plan.actions if a.is_change]
     for action in sorted_actions(drifted):
         text.append_text(action_text(action))
