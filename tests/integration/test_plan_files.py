@@ -273,3 +273,44 @@ def test_shards_together_are_the_whole_plan_and_disjoint(
     assert sorted(t for shard in shards for t in shard) == sorted(whole)
     assert len(whole) == 8
     assert all(shards), "8 repositories over 3 shards: the hash leaves none empty here"
+
+
+def test_applying_a_topology_off_a_terminal_needs_auto_approve(
+    registry: Registry, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    target = make_registry()
+    push_random_image(registry, "app", "v1", layers=[1000])
+    topology = two_registries(tmp_path, registry, target, ["v1"])
+
+    result = run("apply", str(topology))
+
+    assert result.exit_code == 1
+    assert "not a terminal; pass --auto-approve to apply without asking" in result.stderr
+    assert tag_digest(target, "app", "v1") is None
+
+
+def test_a_saved_plan_can_be_applied_one_shard_at_a_time(
+    registry: Registry, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    target = make_registry()
+    repositories = [f"team{i}/app" for i in range(6)]  # team4 falls in shard 2 of 2
+    digests = {repo: push_random_image(registry, repo, "v1", layers=[100]) for repo in repositories}
+    topology = write_topology(
+        tmp_path / "topology.yaml",
+        {"a": registry_entry(registry), "b": registry_entry(target)},
+        [
+            {"name": f"r{i}", "source": f"a/{repo}", "targets": [f"b/{repo}"], "tags": ["v1"]}
+            for i, repo in enumerate(repositories)
+        ],
+    )
+    out = tmp_path / "plan.json"
+    assert run("plan", "-o", str(out), str(topology)).exit_code == 0
+
+    first = run("apply", "--shard", "1/2", str(out))
+    copied_by_first = {repo for repo in repositories if tag_digest(target, repo, "v1")}
+    second = run("apply", "--shard", "2/2", str(out))
+
+    assert (first.exit_code, second.exit_code) == (0, 0)
+    assert 0 < len(copied_by_first) < len(repositories)
+    assert {repo: tag_digest(target, repo, "v1") for repo in repositories} == digests
+    assert "(shard 2/2)" in second.stdout
