@@ -188,3 +188,20 @@ def test_text_is_coloured_on_a_terminal_and_plain_elsewhere(
     assert "\x1b[2m= in-sync" in terminal.getvalue()
     assert "\x1b[" not in pipe.getvalue()
     assert "  + copy     b/app:v1  <- a/app:v1\n" in pipe.getvalue()
+
+
+def test_drift_markdown_lists_drifted_and_unmanaged_tags_in_their_own_sections() -> None:
+    from regtopo.plan.drift import DriftReport, UnmanagedTag
+    from regtopo.render.markdown import render_drift_markdown
+
+    report = DriftReport(
+        plan=sample_plan(),
+        unmanaged=[UnmanagedTag(registry="b", repository="app", tag="hotfix")],
+    )
+
+    markdown = render_drift_markdown(report)
+
+    assert markdown.startswith("### regtopo drift: 1 target tags drifted, 1 unmanaged\n\n")
+    headings = [line for line in markdown.splitlines() if line.startswith("#### ")]
+    assert headings == ["#### Drifted", "#### Skipped", "#### Unmanaged"]
+    assert "| `b/app` | `hotfix` |\n\n<details><summary>1 in sync</summary>" in markdown
