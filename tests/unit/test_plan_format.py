@@ -24,7 +24,8 @@ from regtopo.plan.actions import (
     read_plan,
     shard_number,
 )
-from regtopo.render.markdown import render_plan_markdown
+from regtopo.plan.drift import DriftReport, UnmanagedTag
+from regtopo.render.markdown import render_drift_markdown, render_plan_markdown
 from regtopo.render.text import emit, plan_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,9 +192,6 @@ def test_text_is_coloured_on_a_terminal_and_plain_elsewhere(
 
 
 def test_drift_markdown_lists_drifted_and_unmanaged_tags_in_their_own_sections() -> None:
-    from regtopo.plan.drift import DriftReport, UnmanagedTag
-    from regtopo.render.markdown import render_drift_markdown
-
     report = DriftReport(
         plan=sample_plan(),
         unmanaged=[UnmanagedTag(registry="b", repository="app", tag="hotfix")],
