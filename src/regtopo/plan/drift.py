@@ -42,7 +42,11 @@ class DriftReport(BaseModel):
 
 
 def managed_tags(topology: Topology, plan: Plan) -> dict[tuple[str, str], set[str]]:
-    """Target repository -> tags some replication writes there (every replication counts)."""
+    """Target repository -> tags some replication writes there (every replication counts).
+
+    TODO(#4): with tag selectors (patterns, semver ranges) a replication's literal `tags` no
+    longer lists what it writes; match each listed tag against the replication's selector here.
+    """
     managed: dict[tuple[str, str], set[str]] = {}
     for replication in topology.replications:
         for target in replication.targets:

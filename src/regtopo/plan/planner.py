@@ -104,6 +104,7 @@ class Planner:
         )
         base = {
             "replication": replication.label,
+            # TODO(#4): name the selector that matched once tags are more than an exact list.
             "rule": f"tags: {tag}",
             "source": source_ref,
             "target": target_ref,
