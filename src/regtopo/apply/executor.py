@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -80,29 +80,42 @@ class Executor:
         self._stop = False
 
     def apply(self, plan: Plan) -> ApplyReport:
+        """Apply the plan's changes, hop by hop; every outcome is reported, none raised."""
         started = time.monotonic()
         report = ApplyReport()
         try:
             for hop in sorted({a.hop for a in plan.actions}):
                 actions = [a for a in plan.actions if a.hop == hop and a.is_change]
                 with ThreadPoolExecutor(self.parallelism) as pool:
-                    for result in pool.map(self._run, actions):
-                        report.results.append(result)
-                        if not result.ok:
-                            target = result.action.target
-                            self._failed_targets.add(
-                                (target.registry, target.repository, target.tag)
-                            )
-                            if self.fail_fast:
-                                self._stop = True
-                        if self.on_result:
-                            self.on_result(result)
+                    futures = {pool.submit(self._run, a): i for i, a in enumerate(actions)}
+                    results: list[ActionResult | None] = [None] * len(actions)
+                    # Settle results as they finish, not in plan order: --fail-fast stops the
+                    # queued actions at once, and progress shows what really finished.
+                    for future in as_completed(futures):
+                        result = future.result()
+                        results[futures[future]] = result
+                        self._settle(result)
+                report.results.extend(r for r in results if r is not None)
         finally:
             self.engine.close()
         report.seconds = time.monotonic() - started
         return report
 
+    def _settle(self, result: ActionResult) -> None:
+        if not result.ok:
+            target = result.action.target
+            self._failed_targets.add((target.registry, target.repository, target.tag))
+        if self.on_result:
+            self.on_result(result)
+
     def _run(self, action: Action) -> ActionResult:
+        result = self._attempt(action)
+        if self.fail_fast and result.outcome in (Outcome.FAILED, Outcome.STALE):
+            # Set here, in the worker, so the next queued action already sees it.
+            self._stop = True
+        return result
+
+    def _attempt(self, action: Action) -> ActionResult:
         source = action.source
         if self._stop:
             return ActionResult(action, Outcome.NOT_ATTEMPTED, "stopped after an earlier failure")

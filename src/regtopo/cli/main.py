@@ -1,7 +1,7 @@
 """The `regtopo` command: one module per subcommand, wired here.
 
 Exit codes: 0 success, 1 an expected failure (bad input, a registry refused, a failed action),
-2 changes planned (with `--detailed-exitcode`), 3 a bug (with a traceback), 130 interrupted.
+2 changes planned (with `--detailed-exitcode`) or drift (`drift`), 3 a bug (with a traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ def root(
 
 
 def _register() -> None:
-    from regtopo.cli import apply, plan, validate
+    from regtopo.cli import apply, drift, plan, validate
 
-    for module in (validate, plan, apply):
+    for module in (validate, plan, apply, drift):
         module.register(app)
 
 

@@ -1,21 +1,29 @@
 """A plan is data: typed actions, each with the rule that produced it.
 
 Plans are rendered for people, saved as JSON for `apply`, and compared in tests. Nothing in
-here touches a registry.
+here touches a registry. The JSON form is a versioned format (docs/plan-format.md); its JSON
+Schema is generated from these models (`plan_json_schema`, committed as docs/plan-schema.json).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from regtopo import __version__
+from regtopo.errors import RegtopoError
 
 PLAN_FORMAT_VERSION = 1
+
+# Every field is written, defaults included: the schema says so, so readers may rely on it.
+WRITTEN = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class ActionKind(StrEnum):
@@ -31,11 +39,15 @@ CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG})
 class TagRef(BaseModel):
     """A tag in a repository of a registry named in the topology."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
-    registry: str
+    registry: str = Field(description="the registry's name in the topology")
     repository: str
     tag: str
+
+    @property
+    def repository_key(self) -> str:
+        return f"{self.registry}/{self.repository}"
 
     def __str__(self) -> str:
         return f"{self.registry}/{self.repository}:{self.tag}"
@@ -43,6 +55,8 @@ class TagRef(BaseModel):
 
 class Content(BaseModel):
     """What the source tag resolves to, as the planner saw it."""
+
+    model_config = WRITTEN
 
     digest: str
     media_type: str
@@ -54,31 +68,65 @@ class Content(BaseModel):
 
 
 class Action(BaseModel):
+    """One target tag: why it is in the plan, what it changes, and what that costs."""
+
+    model_config = WRITTEN
+
     kind: ActionKind
-    replication: str = Field(description="the replication that produced this action")
+    replication: str = Field(description="why: the replication that produced this action")
+    rule: str = Field("", description="why: the rule of that replication that selected the tag")
     source: TagRef
     target: TagRef
-    content: Content | None = None
-    target_digest_before: str | None = Field(
-        None, description="what the target tag pointed at when planned (None: absent)"
+    content: Content | None = Field(
+        None, description="what the source tag resolves to (absent when it does not exist)"
     )
-    bytes_to_send: int = 0
-    bytes_present: int = 0
+    target_digest_before: str | None = Field(
+        None, description="what the target tag pointed at when planned (null: absent)"
+    )
+    bytes_to_send: int = Field(0, description="cost: blob bytes the target lacks")
+    bytes_present: int = Field(0, description="cost: blob bytes the target has already")
     blobs_to_send: int = 0
     manifests_to_send: int = 0
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
-    reason: str = ""
+    reason: str = Field("", description="why the kind was chosen, in words")
+
+    @computed_field(description="what the target tag points at once applied")  # type: ignore[prop-decorator]
+    @property
+    def target_digest_after(self) -> str | None:
+        if self.kind is ActionKind.SKIPPED or self.content is None:
+            return self.target_digest_before
+        return self.content.digest
 
     @property
     def is_change(self) -> bool:
         return self.kind in CHANGES
 
 
+class TopologySource(BaseModel):
+    """The topology file a plan was made from, so apply can re-open exactly those registries."""
+
+    model_config = WRITTEN
+
+    path: str = Field(description="as given to `regtopo plan` (relative to its working directory)")
+    sha256: str = Field(description="hex SHA-256 of the file's bytes when planned")
+
+
 class Plan(BaseModel):
-    format_version: int = PLAN_FORMAT_VERSION
+    """A plan file: what `regtopo apply PLAN` will do, against which topology."""
+
+    model_config = WRITTEN
+
+    format_version: int = Field(
+        PLAN_FORMAT_VERSION, description="bumped on any change a reader must know about"
+    )
     regtopo_version: str = __version__
-    topology: str
+    topology: str = Field(description="path of the topology file (same as topology_source.path)")
+    topology_source: TopologySource | None = None
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    targets: list[str] | None = Field(
+        None, description="the replications named with --target (null: all)"
+    )
+    shard: str | None = Field(None, description="`I/N` when the plan is one shard of the work")
     actions: list[Action] = Field(default_factory=list)
 
     @property
@@ -100,3 +148,131 @@ class Plan(BaseModel):
             "skipped": counts.get(ActionKind.SKIPPED, 0),
             "bytes_to_send": self.bytes_to_send(),
         }
+
+    def only(self, replications: set[str]) -> Plan:
+        """The same plan restricted to the named replications' actions."""
+        kept = [a for a in self.actions if a.replication in replications]
+        return self.model_copy(update={"actions": kept, "targets": sorted(replications)})
+
+    def shard_of(self, shard: Shard) -> Plan:
+        """The actions of one shard; see `Shard` for how actions are assigned."""
+        keys = chain_keys(self.actions)
+        kept = [a for a, key in zip(self.actions, keys, strict=True) if shard.owns(key)]
+        return self.model_copy(update={"actions": kept, "shard": str(shard)})
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+class PlanFileError(RegtopoError):
+    """A plan file that cannot be applied as it is."""
+
+
+def topology_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise RegtopoError(f"reading topology {path}: {err.strerror or err}") from err
+
+
+def looks_like_plan(path: Path) -> bool:
+    """A plan file is a JSON object with `format_version` and `actions`; a topology is not.
+
+    YAML is a superset of JSON, so the suffix decides nothing: the content does.
+    """
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "format_version" in data and "actions" in data
+
+
+def read_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as err:
+        raise PlanFileError(f"reading plan {path}: {err.strerror or err}") from err
+    except ValueError as err:
+        raise PlanFileError(f"reading plan {path}: not JSON: {err}") from err
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != PLAN_FORMAT_VERSION:
+        raise PlanFileError(
+            f"reading plan {path}: format version {version!r} is not supported "
+            f"(this regtopo reads version {PLAN_FORMAT_VERSION})",
+            hint="make the plan again with this regtopo version",
+        )
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as err:
+        raise PlanFileError(f"reading plan {path}: {err}") from err
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the plan file as written (serialization mode includes computed fields)."""
+    schema = Plan.model_json_schema(mode="serialization")
+    schema["$id"] = f"https://regtopo.dev/schemas/plan-v{PLAN_FORMAT_VERSION}.json"
+    schema["title"] = f"regtopo plan, format version {PLAN_FORMAT_VERSION}"
+    return schema
+
+
+# sharding
+
+
+class Shard(BaseModel):
+    """Shard `index` of `count` (1-based, like GitLab's CI_NODE_INDEX/CI_NODE_TOTAL).
+
+    An action belongs to the shard chosen by a stable hash (SHA-256) of its chain's target
+    repository, `registry/repository`: for a first-hop action its own target, for a later hop
+    the target of the first-hop action it descends from. A chain of hops therefore stays in one
+    shard, where the executor runs its hops in order.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index_text, slash, count_text = text.partition("/")
+        try:
+            index, count = int(index_text), int(count_text)
+        except ValueError:
+            index = count = 0
+        if not slash or count < 1 or not 1 <= index <= count:
+            raise RegtopoError(
+                f"parsing --shard {text!r}: expected I/N with 1 <= I <= N, e.g. 1/4",
+                hint="in GitLab CI: --shard $CI_NODE_INDEX/$CI_NODE_TOTAL",
+            )
+        return cls(index=index, count=count)
+
+    def owns(self, key: str) -> bool:
+        return shard_number(key, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_number(key: str, count: int) -> int:
+    """1-based shard of `key`; the same on every machine and Python version."""
+    value = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    return value % count + 1
+
+
+def chain_keys(actions: list[Action]) -> list[str]:
+    """For each action, the target repository of the first hop of its chain."""
+    by_target = {(a.target.registry, a.target.repository, a.target.tag): a for a in actions}
+    keys = []
+    for action in actions:
+        root = action
+        seen = {id(root)}
+        while root.hop > 0:
+            upstream = by_target.get(
+                (root.source.registry, root.source.repository, root.source.tag)
+            )
+            if upstream is None or id(upstream) in seen:
+                break
+            seen.add(id(upstream))
+            root = upstream
+        keys.append(root.target.repository_key)
+    return keys

@@ -71,8 +71,11 @@ class Planner:
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
 
     def plan(self, only: set[str] | None = None) -> Plan:
+        """Plan every replication, or only the named ones and the upstream hops they read."""
         plan = Plan(topology=str(self.loaded.path))
         ordered = replication_order(self.loaded.topology)
+        if only is not None:
+            ordered = needed_for(ordered, only)
 
         # Replications of one hop are independent of each other; hops run in order.
         for group in _by_hop(ordered):
@@ -99,7 +102,13 @@ class Planner:
         target_ref = TagRef(
             registry=target_spec.registry, repository=target_spec.repository, tag=tag
         )
-        base = {"replication": replication.label, "source": source_ref, "target": target_ref}
+        base = {
+            "replication": replication.label,
+            # TODO(#4): name the selector that matched once tags are more than an exact list.
+            "rule": f"tags: {tag}",
+            "source": source_ref,
+            "target": target_ref,
+        }
 
         try:
             return self._decide(replication, source_ref, target_ref, base)
@@ -208,3 +217,21 @@ def _by_hop(
     if current:
         groups.append(current)
     return groups
+
+
+def needed_for(
+    ordered: list[tuple[int, ReplicationSpec]], only: set[str]
+) -> list[tuple[int, ReplicationSpec]]:
+    """The named replications and, transitively, those writing a repository they read from.
+
+    Upstream hops are planned (not applied) so that a later hop reads the digest its upstream
+    will write, exactly as in a full plan; the caller keeps only the named replications' actions.
+    """
+    needed: set[int] = set()
+    wanted: set[tuple[str, str]] = set()
+    for index, replication in reversed(ordered):
+        writes = {(t.registry, t.repository) for t in replication.targets}
+        if replication.label in only or writes & wanted:
+            needed.add(index)
+            wanted.add((replication.source.registry, replication.source.repository))
+    return [(index, replication) for index, replication in ordered if index in needed]

@@ -1,9 +1,20 @@
-"""The plan and the apply report as text for a terminal or a CI log."""
+"""The plan, drift and the apply report as text for a terminal (coloured) or a CI log (plain).
+
+Renderers build `rich.text.Text`; `emit` prints it with colour on a terminal and as plain
+unwrapped lines anywhere else, so CI logs and pipes never see escape codes.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
+
 from regtopo.apply.executor import ActionResult, ApplyReport, Outcome
 from regtopo.plan.actions import Action, ActionKind, Plan
+from regtopo.plan.drift import DriftReport
 
 SYMBOLS = {
     ActionKind.COPY: "+",
@@ -11,6 +22,25 @@ SYMBOLS = {
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
 }
+STYLES = {
+    ActionKind.COPY: "green",
+    ActionKind.RETAG: "yellow",
+    ActionKind.IN_SYNC: "dim",
+    ActionKind.SKIPPED: "red",
+}
+ORDER = {ActionKind.COPY: 0, ActionKind.RETAG: 1, ActionKind.SKIPPED: 2, ActionKind.IN_SYNC: 3}
+
+
+def emit(text: Text | str, stream: TextIO | None = None) -> None:
+    """Print with colour when `stream` is a terminal (and NO_COLOR is unset), plain otherwise."""
+    stream = stream or sys.stdout
+    if isinstance(text, str):
+        text = Text(text)
+    if stream.isatty():
+        Console(file=stream, soft_wrap=True, highlight=False).print(text)
+    else:
+        stream.write(text.plain + "\n")
+        stream.flush()
 
 
 def human_bytes(count: int) -> str:
@@ -22,11 +52,15 @@ def human_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def short(digest: str | None) -> str:
+    return digest[:19] if digest else "absent"
+
+
 def describe_content(action: Action) -> str:
     content = action.content
     if content is None:
         return ""
-    text = f"{content.digest[:19]} {content.kind}"
+    text = f"{short(content.digest)} {content.kind}"
     if content.kind == "index":
         parts = [f"{len(content.platforms)} platforms"] if content.platforms else []
         if content.attestations:
@@ -39,13 +73,7 @@ def describe_content(action: Action) -> str:
     return text
 
 
-def render_action(action: Action) -> str:
-    symbol = SYMBOLS[action.kind]
-    line = f"  {symbol} {action.kind.value:<8} {action.target}"
-    if action.source.registry != action.target.registry or action.source.repository != (
-        action.target.repository
-    ):
-        line += f"  <- {action.source}"
+def action_details(action: Action) -> list[str]:
     details = [describe_content(action)] if action.content else []
     if action.kind is ActionKind.COPY:
         details.append(
@@ -53,37 +81,91 @@ def render_action(action: Action) -> str:
             f"{human_bytes(action.bytes_present)} present"
         )
     if action.target_digest_before and action.is_change:
-        details.append(f"replaces {action.target_digest_before[:19]}")
+        details.append(f"replaces {short(action.target_digest_before)}")
     if action.kind is ActionKind.SKIPPED or (action.reason and action.kind is ActionKind.RETAG):
         details.append(action.reason)
     if action.hop:
         details.append(f"hop {action.hop + 1}")
-    if details:
-        line += "\n      " + "; ".join(d for d in details if d)
+    details.append(f"by {action.replication}" + (f" ({action.rule})" if action.rule else ""))
+    return [d for d in details if d]
+
+
+def action_text(action: Action) -> Text:
+    line = Text("  ")
+    line.append(f"{SYMBOLS[action.kind]} {action.kind.value:<8}", style=STYLES[action.kind])
+    line.append(f" {action.target}", style="bold" if action.is_change else "")
+    if action.source.repository_key != action.target.repository_key:
+        line.append(f"  <- {action.source}")
+    line.append("\n      " + "; ".join(action_details(action)), style="dim")
     return line
 
 
-def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
-    lines = [f"regtopo plan for {plan.topology}", ""]
-    shown = [a for a in plan.actions if show_in_sync or a.kind is not ActionKind.IN_SYNC]
-    order = {ActionKind.COPY: 0, ActionKind.RETAG: 1, ActionKind.SKIPPED: 2, ActionKind.IN_SYNC: 3}
-    for action in sorted(shown, key=lambda a: (a.hop, order[a.kind], str(a.target))):
-        lines.append(render_action(action))
-    if shown:
-        lines.append("")
+def sorted_actions(actions: list[Action]) -> list[Action]:
+    return sorted(actions, key=lambda a: (a.hop, ORDER[a.kind], str(a.target)))
+
+
+def summary_line(plan: Plan) -> str:
     summary = plan.summary()
     if not plan.changes:
-        lines.append(
-            f"No changes. {summary['in_sync']} in sync"
-            + (f", {summary['skipped']} skipped." if summary["skipped"] else ".")
+        return f"No changes. {summary['in_sync']} in sync" + (
+            f", {summary['skipped']} skipped." if summary["skipped"] else "."
         )
+    return (
+        f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, "
+        f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
+        f"{human_bytes(summary['bytes_to_send'])} to send."
+    )
+
+
+def plan_text(plan: Plan, *, show_in_sync: bool = True) -> Text:
+    header = f"regtopo plan for {plan.topology}"
+    if plan.targets:
+        header += f" (replications: {', '.join(plan.targets)})"
+    if plan.shard:
+        header += f" (shard {plan.shard})"
+    text = Text()
+    text.append(header + "\n\n", style="bold")
+    shown = [a for a in plan.actions if show_in_sync or a.kind is not ActionKind.IN_SYNC]
+    for action in sorted_actions(shown):
+        text.append_text(action_text(action))
+        text.append("\n")
+    if shown:
+        text.append("\n")
+    text.append(summary_line(plan), style="bold")
+    return text
+
+
+def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
+    return plan_text(plan, show_in_sync=show_in_sync).plain
+
+
+def drift_text(report: DriftReport) -> Text:
+    plan = report.plan
+    text = Text()
+    text.append(f"regtopo drift for {plan.topology}\n\n", style="bold")
+    drifted = [a for a in plan.actions if a.is_change]
+    for action in sorted_actions(drifted):
+        text.append_text(action_text(action))
+        text.append("\n")
+    skipped = [a for a in plan.actions if a.kind is ActionKind.SKIPPED]
+    for action in sorted_actions(skipped):
+        text.append_text(action_text(action))
+        text.append("\n")
+    if report.unmanaged:
+        if drifted or skipped:
+            text.append("\n")
+        text.append(f"Unmanaged ({len(report.unmanaged)}): tags no replication writes\n")
+        for tag in report.unmanaged:
+            text.append(f"  ? {tag}\n", style="magenta")
+    text.append("\n")
+    if report.drifted:
+        text.append(f"Drift: {len(drifted)} target tags differ from the topology. ", style="bold")
     else:
-        lines.append(
-            f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, "
-            f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
-            f"{human_bytes(summary['bytes_to_send'])} to send."
-        )
-    return "\n".join(lines)
+        text.append("No drift. ", style="bold")
+    text.append(summary_line(plan))
+    if report.unmanaged:
+        text.append(f" {len(report.unmanaged)} unmanaged.")
+    return text
 
 
 def render_result(result: ActionResult) -> str:
@@ -98,12 +180,22 @@ def render_result(result: ActionResult) -> str:
 
 
 def render_report(report: ApplyReport) -> str:
-    done = sum(1 for r in report.results if r.ok)
-    failed = report.failed
+    by_outcome = {o: [r for r in report.results if r.outcome is o] for o in Outcome}
+    done = len(by_outcome[Outcome.DONE]) + len(by_outcome[Outcome.UNCHANGED])
     text = (
-        f"Apply complete: {done} done, {len(failed)} failed, "
+        f"Apply complete: {done} done, {len(by_outcome[Outcome.FAILED])} failed, "
+        f"{len(by_outcome[Outcome.STALE])} stale, "
+        f"{len(by_outcome[Outcome.NOT_ATTEMPTED])} not attempted; "
         f"{human_bytes(report.bytes_sent())} sent in {report.seconds:.1f}s."
     )
-    if failed:
-        text += "\nFailures:\n" + "\n".join(f"  {render_result(r)}" for r in failed)
+    sections = [
+        (Outcome.STALE, "Refused as stale (the registries changed since the plan; plan again):"),
+        (Outcome.FAILED, "Failed:"),
+        (Outcome.NOT_ATTEMPTED, "Not attempted:"),
+    ]
+    for outcome, title in sections:
+        if by_outcome[outcome]:
+            text += f"\n{title}\n" + "\n".join(
+                f"  {r.action.target}: {r.message}" for r in by_outcome[outcome]
+            )
     return text

@@ -1,0 +1,67 @@
+"""The plan and drift as Markdown, for a pull-request comment or $GITHUB_STEP_SUMMARY.
+
+The layout lives in jinja2 templates beside this module (templates/*.md.j2), so a change of
+wording is a change of template, not of code.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from regtopo.plan.actions import ActionKind, Plan
+from regtopo.plan.drift import DriftReport
+from regtopo.render.text import human_bytes, short, sorted_actions
+
+
+def cell(value: object) -> str:
+    """A value safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("regtopo.render", "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,  # Markdown, not HTML; table cells go through `cell`
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["bytes"] = human_bytes
+    env.filters["short"] = short
+    env.filters["cell"] = cell
+    return env
+
+
+def _groups(plan: Plan) -> dict[str, object]:
+    actions = sorted_actions(plan.actions)
+    summary = plan.summary()
+    headline = "no changes"
+    if plan.changes:
+        headline = (
+            f"{summary['copy']} to copy, {summary['retag']} to retag, "
+            f"{human_bytes(summary['bytes_to_send'])} to send"
+        )
+    return {
+        "headline": headline,
+        "plan": plan,
+        "summary": summary,
+        "changes": [a for a in actions if a.is_change],
+        "skipped": [a for a in actions if a.kind is ActionKind.SKIPPED],
+        "in_sync": [a for a in actions if a.kind is ActionKind.IN_SYNC],
+    }
+
+
+def render_plan_markdown(plan: Plan) -> str:
+    return environment().get_template("plan.md.j2").render(**_groups(plan))
+
+
+def render_drift_markdown(report: DriftReport) -> str:
+    return (
+        environment()
+        .get_template("drift.md.j2")
+        .render(report=report, unmanaged=report.unmanaged, **_groups(report.plan))
+    )
