@@ -253,11 +253,14 @@ class CopyEngine:
                 done.set_result("present")
                 return done
             future = self._inflight.get(key)
-            if future is None:
-                future = self._pool.submit(self._transfer, source, target, blob, stats)
-                self._inflight[key] = future
-                future.add_done_callback(lambda f: self._settle(key, f))
-            return future
+            if future is not None:
+                return future
+            future = self._pool.submit(self._transfer, source, target, blob, stats)
+            self._inflight[key] = future
+
+        # Outside the lock: a future that is already done runs its callback right here.
+        future.add_done_callback(lambda f: self._settle(key, f))
+        return future
 
     def _settle(self, key: tuple[str, str, Digest], future: Future[str]) -> None:
         with self._lock:
