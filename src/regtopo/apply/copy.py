@@ -26,7 +26,7 @@ from regtopo.oci.manifest import Manifest
 from regtopo.oci.mediatype import is_non_distributable
 from regtopo.registry.errors import RegistryError
 from regtopo.registry.layout import LayoutRepository
-from regtopo.registry.store import Repository
+from regtopo.registry.store import PushResult, Repository
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class CopyStats:
     blobs_present: int = 0
     blobs_non_distributable: int = 0
     bytes_sent: int = 0
+    referrers_copied: int = 0
+    referrers_present: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
@@ -89,7 +91,8 @@ class CopyEngine:
         manifest: Manifest,
         stats: CopyStats,
         ancestors: frozenset[Digest] = frozenset(),
-    ) -> None:
+    ) -> PushResult | None:
+        """Copy one tree; the push result of its root, or None when the target had it."""
         if manifest.digest in ancestors:
             # An index that lists itself (directly or further down) would never finish.
             raise CopyError(
@@ -103,7 +106,7 @@ class CopyEngine:
             )
         if target.head_manifest(str(manifest.digest)) is not None:
             stats.add(manifests_present=1)
-            return
+            return None
 
         lineage = ancestors | {manifest.digest}
         for child in manifest.children:
@@ -126,10 +129,11 @@ class CopyEngine:
             raise errors[0]
 
         try:
-            target.put_manifest(manifest, str(manifest.digest))
+            pushed = target.put_manifest(manifest, str(manifest.digest))
         except RegistryError as err:
             raise self._explain_rejection(manifest, target, err) from err
         stats.add(manifests_pushed=1)
+        return pushed
 
     def _copy_child(
         self,

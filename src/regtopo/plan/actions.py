@@ -21,11 +21,12 @@ PLAN_FORMAT_VERSION = 1
 class ActionKind(StrEnum):
     COPY = "copy"  # content missing at the target
     RETAG = "retag"  # content present at the target, the tag points elsewhere or nowhere
+    COPY_REFERRERS = "copy-referrers"  # subject in sync, some of its referrers missing
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # cannot or will not be done, with the reason
 
 
-CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG})
+CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG, ActionKind.COPY_REFERRERS})
 
 
 class TagRef(BaseModel):
@@ -53,6 +54,30 @@ class Content(BaseModel):
     attestations: int = 0
 
 
+class ReferrerRef(BaseModel):
+    """Something that comes along with the tag's content, listed under its subject.
+
+    `via` says how the source holds it: `referrers-api`, `fallback-tag` (the `sha256-<hex>`
+    index), `tag` (a cosign `sha256-<hex>.sig|.att|.sbom` tag, named in `tag`), or `index` (a
+    build attestation inside the subject index, copied with the index itself).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    digest: str
+    media_type: str
+    size: int
+    kind: str = Field(description="signature, sbom, attestation or artifact")
+    artifact_type: str | None = None
+    via: str
+    tag: str | None = None
+
+    @property
+    def travels_with_index(self) -> bool:
+        return self.via == "index"
+
+
 class Action(BaseModel):
     kind: ActionKind
     replication: str = Field(description="the replication that produced this action")
@@ -68,6 +93,15 @@ class Action(BaseModel):
     manifests_to_send: int = 0
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = ""
+    referrers: list[ReferrerRef] = Field(
+        default_factory=list,
+        description="referrers to bring along, subjects before the referrers that name them",
+    )
+
+    @property
+    def referrers_to_copy(self) -> list[ReferrerRef]:
+        """The referrers apply copies: the attestations inside an index come with the index."""
+        return [r for r in self.referrers if not r.travels_with_index]
 
     @property
     def is_change(self) -> bool:
@@ -96,7 +130,9 @@ class Plan(BaseModel):
         return {
             "copy": counts.get(ActionKind.COPY, 0),
             "retag": counts.get(ActionKind.RETAG, 0),
+            "copy_referrers": counts.get(ActionKind.COPY_REFERRERS, 0),
             "in_sync": counts.get(ActionKind.IN_SYNC, 0),
             "skipped": counts.get(ActionKind.SKIPPED, 0),
+            "referrers": sum(len(a.referrers_to_copy) for a in self.actions if a.is_change),
             "bytes_to_send": self.bytes_to_send(),
         }

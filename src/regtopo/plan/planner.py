@@ -17,6 +17,7 @@ from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer
+from regtopo.plan.referrers import ReferrerPlanner
 from regtopo.plan.session import Session
 from regtopo.registry.store import Repository
 from regtopo.topology.graph import replication_order
@@ -68,6 +69,7 @@ class Planner:
         self.loaded = loaded
         self.session = session
         self.observer = Observer()
+        self.referrers = ReferrerPlanner(self.observer)
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
 
     def plan(self, only: set[str] | None = None) -> Plan:
@@ -155,25 +157,46 @@ class Planner:
         current = target.head_manifest(target_ref.tag)
         before = str(current.digest) if current else None
         if current is not None and current.digest == digest:
+            referrers = self.referrers.plan(
+                origin, target, manifest, replication.referrers, target_has_subject=True
+            )
+            if referrers.missing:
+                return Action(
+                    kind=ActionKind.COPY_REFERRERS,
+                    content=content,
+                    target_digest_before=before,
+                    hop=hop,
+                    reason=f"{len(referrers.missing)} referrer(s) missing at the target",
+                    referrers=referrers.missing,
+                    **base,
+                )
             return Action(
                 kind=ActionKind.IN_SYNC,
                 content=content,
                 target_digest_before=before,
                 hop=hop,
+                referrers=referrers.found,
                 **base,
             )
 
         if self.observer.manifest_present(target, digest):
+            referrers = self.referrers.plan(
+                origin, target, manifest, replication.referrers, target_has_subject=True
+            )
             return Action(
                 kind=ActionKind.RETAG,
                 content=content,
                 target_digest_before=before,
                 hop=hop,
                 reason="the content is at the target already",
+                referrers=referrers.missing,
                 **base,
             )
 
         cost = self.observer.cost(origin, target, manifest)
+        referrers = self.referrers.plan(
+            origin, target, manifest, replication.referrers, target_has_subject=False
+        )
         reason = "the content is missing at the target"
         if cost.non_distributable:
             reason += f"; {len(cost.non_distributable)} non-distributable layer(s) are not sent"
@@ -187,6 +210,7 @@ class Planner:
             manifests_to_send=cost.manifests_to_send,
             hop=hop,
             reason=reason,
+            referrers=referrers.found,
             **base,
         )
 

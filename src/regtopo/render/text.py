@@ -8,6 +8,7 @@ from regtopo.plan.actions import Action, ActionKind, Plan
 SYMBOLS = {
     ActionKind.COPY: "+",
     ActionKind.RETAG: "~",
+    ActionKind.COPY_REFERRERS: "&",
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
 }
@@ -39,6 +40,18 @@ def describe_content(action: Action) -> str:
     return text
 
 
+def render_referrers(action: Action) -> list[str]:
+    """Each referrer under its subject: kind, digest, how it is stored at the source."""
+    lines = []
+    for ref in action.referrers:
+        where = f"tag {ref.tag}" if ref.tag else ref.via
+        kind = ref.artifact_type or ref.media_type
+        lines.append(
+            f"      ↳ {ref.kind} {ref.digest[:19]} of {ref.subject[:19]} ({kind}; {where})"
+        )
+    return lines
+
+
 def render_action(action: Action) -> str:
     symbol = SYMBOLS[action.kind]
     line = f"  {symbol} {action.kind.value:<8} {action.target}"
@@ -52,21 +65,37 @@ def render_action(action: Action) -> str:
             f"{human_bytes(action.bytes_to_send)} to send in {action.blobs_to_send} blobs, "
             f"{human_bytes(action.bytes_present)} present"
         )
-    if action.target_digest_before and action.is_change:
+    if action.referrers_to_copy and action.is_change:
+        details.append(f"{len(action.referrers_to_copy)} referrer(s) to bring along")
+    if (
+        action.target_digest_before
+        and action.is_change
+        and action.kind is not (ActionKind.COPY_REFERRERS)
+    ):
         details.append(f"replaces {action.target_digest_before[:19]}")
-    if action.kind is ActionKind.SKIPPED or (action.reason and action.kind is ActionKind.RETAG):
+    if action.kind is ActionKind.SKIPPED or (
+        action.reason and action.kind in (ActionKind.RETAG, ActionKind.COPY_REFERRERS)
+    ):
         details.append(action.reason)
     if action.hop:
         details.append(f"hop {action.hop + 1}")
     if details:
         line += "\n      " + "; ".join(d for d in details if d)
+    if action.is_change:
+        line = "\n".join([line, *render_referrers(action)])
     return line
 
 
 def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
     lines = [f"regtopo plan for {plan.topology}", ""]
     shown = [a for a in plan.actions if show_in_sync or a.kind is not ActionKind.IN_SYNC]
-    order = {ActionKind.COPY: 0, ActionKind.RETAG: 1, ActionKind.SKIPPED: 2, ActionKind.IN_SYNC: 3}
+    order = {
+        ActionKind.COPY: 0,
+        ActionKind.RETAG: 1,
+        ActionKind.COPY_REFERRERS: 2,
+        ActionKind.SKIPPED: 3,
+        ActionKind.IN_SYNC: 4,
+    }
     for action in sorted(shown, key=lambda a: (a.hop, order[a.kind], str(a.target))):
         lines.append(render_action(action))
     if shown:
@@ -80,7 +109,9 @@ def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
     else:
         lines.append(
             f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, "
+            f"{summary['copy_referrers']} to complete with referrers, "
             f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
+            f"{summary['referrers']} referrer(s) to bring along; "
             f"{human_bytes(summary['bytes_to_send'])} to send."
         )
     return "\n".join(lines)
