@@ -33,7 +33,15 @@ LOOP = "sha256:d69399e05204fac05b0184eef72e984538cdc9c5854a6484e8852e4357c543cb"
 LOOP_CHILD = "sha256:8e54c6754f08d22f85c7552bb1951b228b8194d29b14a1639dbe50868da0273e"
 
 
-def write_topology(path: Path, a: Registry, b: Registry, tags: list[str], extra: str = "") -> Path:
+def write_topology(
+    path: Path,
+    a: Registry,
+    b: Registry,
+    tags: list[str],
+    extra: str = "",
+    second: str | None = None,
+) -> Path:
+    """layout -> A -> B; `extra` is YAML added to both replications, `second` to the second."""
     topology = path / "topology.yaml"
     topology.write_text(
         f"""
@@ -51,7 +59,7 @@ replications:
     source: a/testrepo
     targets: b/testrepo
     tags: {json.dumps(tags)}
-{extra}
+{extra if second is None else second}
 """
     )
     return topology
@@ -174,3 +182,50 @@ def test_an_unchanged_second_run_plans_no_changes_and_asks_little_per_tag(
     # (access_log's own marker request is not counted.)
     assert len(a.access_log()) - before_a == 4 + 1 + 1 + 6
     assert len(b.access_log()) - before_b == 4 + 1 + 1 + 6
+
+
+def test_a_subject_in_sync_whose_referrers_are_missing_plans_copy_referrers_and_gets_them(
+    workdir: Path, make_registry: MakeRegistry
+) -> None:
+    """First without referrers, then with all of them: only the referrers move."""
+    a, b = make_registry(), make_registry()
+    layout = workdir / "layout"
+    v2 = tree(layout, "v2")[0]
+    run(
+        write_topology(workdir, a, b, ["v2"], extra="    referrers: none"),
+        "apply",
+        "--auto-approve",
+    )
+    assert fallback_digests(b, v2) == set()
+
+    topology = write_topology(workdir, a, b, ["v2"])
+    plan = run(topology, "plan")
+    output = run(topology, "apply", "--auto-approve")
+
+    assert "& copy-referrers a/testrepo:v2" in plan
+    assert "5 referrer(s) missing at the target" in plan
+    assert "Plan: 0 to copy, 0 to retag, 2 to complete with referrers" in plan
+    assert "Apply complete: 2 done, 0 failed" in output
+    assert output.count("done in") == 2 and output.count("5 referrer(s) copied") == 2
+    assert fallback_digests(b, v2) == source_referrers(layout, v2)
+    assert "No changes. 2 in sync." in run(topology, "plan")
+
+
+def test_a_later_hop_expects_only_what_the_earlier_hops_selections_let_through(
+    workdir: Path, make_registry: MakeRegistry
+) -> None:
+    """layout -> A takes SBOMs only; A -> B takes all, and gets the SBOM without failing."""
+    a, b = make_registry(), make_registry()
+    layout = workdir / "layout"
+    v2 = tree(layout, "v2")[0]
+    topology = write_topology(
+        workdir, a, b, ["v2"], extra="    referrers: [sboms]", second="    referrers: all"
+    )
+
+    output = run(topology, "apply", "--auto-approve")
+
+    assert "Apply complete: 2 done, 0 failed" in output
+    sbom = "sha256:0484e93c23cddf24a8400547119558312023295af241d4cd1eaf1b27145c5026"
+    assert fallback_digests(a, v2) == {sbom}
+    assert fallback_digests(b, v2) == {sbom}
+    assert "No changes. 2 in sync." in run(topology, "plan")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regtopo.errors import RegtopoError
+from regtopo.oci.attachments import Selection
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
@@ -36,6 +37,9 @@ class PlannedTag:
     digest: Digest
     origin: Repository
     hop: int
+    #: the `referrers:` selections of every hop up to this tag: only what all of them take
+    #: reaches it, so a later hop must not expect more at its source
+    selections: tuple[Selection, ...] = ()
 
 
 def summarise(manifest: Manifest) -> Content:
@@ -121,8 +125,10 @@ class Planner:
         target = self.session.repository(target_ref.registry, target_ref.repository)
 
         upstream = self.planned.get((source_ref.registry, source_ref.repository, source_ref.tag))
+        narrowed: tuple[Selection, ...] = ()
         if upstream is not None:
             digest, origin, hop = upstream.digest, upstream.origin, upstream.hop + 1
+            narrowed = upstream.selections
         else:
             head = source.head_manifest(source_ref.tag)
             if head is None:
@@ -141,7 +147,7 @@ class Planner:
             )
         content = summarise(manifest)
         self.planned[(target_ref.registry, target_ref.repository, target_ref.tag)] = PlannedTag(
-            digest, origin, hop
+            digest, origin, hop, (*narrowed, replication.referrers)
         )
 
         if manifest.kind == "schema1":
@@ -158,7 +164,12 @@ class Planner:
         before = str(current.digest) if current else None
         if current is not None and current.digest == digest:
             referrers = self.referrers.plan(
-                origin, target, manifest, replication.referrers, target_has_subject=True
+                origin,
+                target,
+                manifest,
+                replication.referrers,
+                narrowed_by=narrowed,
+                target_has_subject=True,
             )
             if referrers.missing:
                 return Action(
@@ -181,7 +192,12 @@ class Planner:
 
         if self.observer.manifest_present(target, digest):
             referrers = self.referrers.plan(
-                origin, target, manifest, replication.referrers, target_has_subject=True
+                origin,
+                target,
+                manifest,
+                replication.referrers,
+                narrowed_by=narrowed,
+                target_has_subject=True,
             )
             return Action(
                 kind=ActionKind.RETAG,
@@ -195,7 +211,12 @@ class Planner:
 
         cost = self.observer.cost(origin, target, manifest)
         referrers = self.referrers.plan(
-            origin, target, manifest, replication.referrers, target_has_subject=False
+            origin,
+            target,
+            manifest,
+            replication.referrers,
+            narrowed_by=narrowed,
+            target_has_subject=False,
         )
         reason = "the content is missing at the target"
         if cost.non_distributable:

@@ -52,9 +52,18 @@ class ReferrerPlanner:
         self.finder = finder or ReferrerFinder()
 
     def discover(
-        self, source: Repository, root: Manifest, selection: Selection
+        self,
+        source: Repository,
+        root: Manifest,
+        selection: Selection,
+        narrowed_by: tuple[Selection, ...] = (),
     ) -> list[ReferrerRef]:
-        """The referrers of `root`'s tree at `source` that `selection` takes, subjects first."""
+        """The referrers of `root`'s tree at `source` that `selection` takes, subjects first.
+
+        `narrowed_by` are the selections of earlier hops: a referrer they left behind is not
+        at this hop's source, so it is not expected here either.
+        """
+        selections = (*narrowed_by, selection)
         found: list[ReferrerRef] = []
         for child in root.children:
             kind = index_attachment_kind(child)
@@ -71,7 +80,7 @@ class ReferrerPlanner:
                         via="index",
                     )
                 )
-        if selection == "none":
+        if "none" in selections:
             return found
 
         artifact_types = explicit_artifact_types(selection)
@@ -100,21 +109,21 @@ class ReferrerPlanner:
             for referrer in self.finder.find(
                 source, subject, own_children, artifact_types=artifact_types
             ):
-                ref = self._describe(source, referrer, selection)
-                if not is_selected(selection, ref.kind, ref.artifact_type):
+                ref = self._describe(source, referrer, selections)
+                if not all(is_selected(s, ref.kind, ref.artifact_type) for s in selections):
                     continue
                 found.append(ref)
                 enqueue(referrer.descriptor.digest, referrer.descriptor.media_type)
         return found
 
     def _describe(
-        self, source: Repository, referrer: Referrer, selection: Selection
+        self, source: Repository, referrer: Referrer, selections: tuple[Selection, ...]
     ) -> ReferrerRef:
         descriptor = referrer.descriptor
         artifact_type = descriptor.artifact_type
         if referrer.tag is not None:
             kind = COSIGN_SUFFIXES[referrer.tag.rsplit(".", 1)[1]]
-        elif isinstance(selection, list):
+        elif any(isinstance(s, list) for s in selections):
             # Index entries written by other tools may mislabel a referrer; when the choice
             # depends on it, the manifest itself decides.
             manifest = self.observer.manifest(source, descriptor.digest)
@@ -164,9 +173,10 @@ class ReferrerPlanner:
         root: Manifest,
         selection: Selection,
         *,
+        narrowed_by: tuple[Selection, ...] = (),
         target_has_subject: bool,
     ) -> ReferrerPlan:
-        found = self.discover(source, root, selection)
+        found = self.discover(source, root, selection, narrowed_by)
         if not target_has_subject:
             return ReferrerPlan(found, [r for r in found if not r.travels_with_index])
         return ReferrerPlan(found, self.missing(target, found))

@@ -122,6 +122,8 @@ def render_result(result: ActionResult) -> str:
     if result.outcome is Outcome.DONE:
         sent = result.stats.bytes_sent
         extra = f", {human_bytes(sent)} sent" if sent else ""
+        if result.stats.referrers_copied:
+            extra += f", {result.stats.referrers_copied} referrer(s) copied"
         return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}"
     if result.outcome is Outcome.UNCHANGED:
         return f"{action.kind.value} {action.target}: already as planned"
