@@ -80,11 +80,6 @@ class ReferrerFinder:
                 self._tags[key] = known
             return known
 
-    def forget_tags(self, repository: Repository) -> None:
-        """Drop the cached tag list after writing tags into the repository."""
-        with self._lock:
-            self._tags.pop((repository.registry_id, repository.name), None)
-
     def has_api(self, repository: Repository, probe: Digest) -> bool:
         """Whether the registry answers the referrers API; one request per registry per run."""
         with self._lock:
