@@ -168,3 +168,19 @@ def test_the_api_is_probed_once_per_registry(repository: LayoutRepository) -> No
     assert finder.has_api(repository, subject.digest) is True
     assert finder.has_api(repository, subject.digest) is True
     assert len(calls) == 1
+
+
+def test_a_layout_lists_a_referrer_pushed_after_it_was_last_asked(
+    repository: LayoutRepository,
+) -> None:
+    subject = image(repository, b"subject", tag="v1")
+    first = referrer(repository, subject, "application/spdx+json", b"one")
+    assert [d.digest for d in repository.referrers(subject.digest) or []] == [first.digest]
+
+    second = referrer(repository, subject, "application/spdx+json", b"two")
+
+    assert {d.digest for d in repository.referrers(subject.digest) or []} == {
+        first.digest,
+        second.digest,
+    }
+    assert [d.digest for d in repository.referrers(subject.digest, "application/other") or []] == []
