@@ -67,11 +67,8 @@ def render_action(action: Action) -> str:
         )
     if action.referrers_to_copy and action.is_change:
         details.append(f"{len(action.referrers_to_copy)} referrer(s) to bring along")
-    if (
-        action.target_digest_before
-        and action.is_change
-        and action.kind is not (ActionKind.COPY_REFERRERS)
-    ):
+    replaces = action.is_change and action.kind is not ActionKind.COPY_REFERRERS
+    if action.target_digest_before and replaces:
         details.append(f"replaces {action.target_digest_before[:19]}")
     if action.kind is ActionKind.SKIPPED or (
         action.reason and action.kind in (ActionKind.RETAG, ActionKind.COPY_REFERRERS)
