@@ -45,3 +45,23 @@ def write_topology(
         json.dumps({"registries": registries, "replications": replications}, indent=2) + "\n"
     )
     return path
+
+
+def write_url_topology(
+    directory: Path, registries: dict[str, str], replications: list[dict[str, Any]]
+) -> Path:
+    """`registries` maps names to `http://host:port` URLs or to layout paths (`path:DIR`)."""
+    specs: dict[str, dict[str, Any]] = {
+        name: {"path": value.removeprefix("path:")}
+        if value.startswith("path:")
+        else {"host": value}
+        for name, value in registries.items()
+    }
+    return write_topology(directory / "topology.yaml", specs, replications)
+
+
+def regtopo(topology: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
+    """`regtopo ARGS TOPOLOGY`; the output, after checking the exit code."""
+    result = CliRunner().invoke(app, [*args, str(topology)], catch_exceptions=False)
+    assert result.exit_code in expect, result.output
+    return result.output

@@ -28,7 +28,7 @@ from regtopo.oci.manifest import Manifest
 from regtopo.oci.mediatype import is_non_distributable
 from regtopo.registry.errors import RegistryError
 from regtopo.registry.layout import LayoutRepository
-from regtopo.registry.store import Repository
+from regtopo.registry.store import PushResult, Repository
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class CopyStats:
     blobs_present: int = 0
     blobs_non_distributable: int = 0
     bytes_sent: int = 0
+    referrers_copied: int = 0
+    referrers_present: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
@@ -104,7 +106,8 @@ class CopyEngine:
         manifest: Manifest,
         stats: CopyStats,
         ancestors: frozenset[Digest] = frozenset(),
-    ) -> None:
+    ) -> PushResult | None:
+        """Copy one tree; the push result of its root, or None when the target had it."""
         if manifest.digest in ancestors:
             # An index that lists itself (directly or further down) would never finish.
             raise CopyError(
@@ -121,7 +124,7 @@ class CopyEngine:
             with self._lock:
                 if key in self._manifests_done:
                     stats.add(manifests_present=1)
-                    return
+                    return None
                 running = self._manifest_inflight.get(key)
                 if running is None:
                     self._manifest_inflight[key] = threading.Event()
@@ -130,9 +133,10 @@ class CopyEngine:
             running.wait()
 
         try:
-            self._copy_manifest_once(source, target, manifest, stats, ancestors)
+            pushed = self._copy_manifest_once(source, target, manifest, stats, ancestors)
             with self._lock:
                 self._manifests_done.add(key)
+            return pushed
         finally:
             with self._lock:
                 self._manifest_inflight.pop(key).set()
@@ -144,10 +148,10 @@ class CopyEngine:
         manifest: Manifest,
         stats: CopyStats,
         ancestors: frozenset[Digest],
-    ) -> None:
+    ) -> PushResult | None:
         if target.head_manifest(str(manifest.digest)) is not None:
             stats.add(manifests_present=1)
-            return
+            return None
 
         lineage = ancestors | {manifest.digest}
         for child in manifest.children:
@@ -169,10 +173,11 @@ class CopyEngine:
         if errors:
             raise errors[0]
 
-        self._push_manifest(target, manifest)
+        pushed = self._push_manifest(target, manifest)
         stats.add(manifests_pushed=1)
+        return pushed
 
-    def _push_manifest(self, target: Repository, manifest: Manifest) -> None:
+    def _push_manifest(self, target: Repository, manifest: Manifest) -> PushResult:
         """Push by digest, riding out a registry that briefly cannot see what we just pushed.
 
         Distribution rewrites a manifest's revision link on every PUT of it (a tag PUT too),
@@ -190,7 +195,7 @@ class CopyEngine:
             ):
                 with attempt:
                     try:
-                        target.put_manifest(manifest, str(manifest.digest))
+                        return target.put_manifest(manifest, str(manifest.digest))
                     except RegistryError as err:
                         if "MANIFEST_BLOB_UNKNOWN" in err.codes and self._references_present(
                             target, manifest
@@ -199,6 +204,7 @@ class CopyEngine:
                         raise self._explain_rejection(manifest, target, err) from err
         except _ReferencesSettlingError as settling:
             raise self._explain_rejection(manifest, target, settling.cause) from settling.cause
+        raise AssertionError("unreachable: the retry loop returns or raises")
 
     def _references_present(self, target: Repository, manifest: Manifest) -> bool:
         if any(target.head_manifest(str(child.digest)) is None for child in manifest.children):

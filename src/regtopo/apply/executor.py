@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from regtopo.apply.copy import CopyEngine, CopyStats
+from regtopo.apply.referrers import ReferrerCopier
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.plan.actions import Action, ActionKind, Plan
@@ -76,6 +77,7 @@ class Executor:
         self.fail_fast = fail_fast
         self.on_result = on_result
         self.engine = CopyEngine(blob_workers=max(4, parallelism))
+        self.referrers = ReferrerCopier(self.engine)
         self._failed_targets: set[tuple[str, str, str]] = set()
         self._stop = False
 
@@ -147,21 +149,27 @@ class Executor:
                 f"{action.source} now points at {now}, the plan expected {digest}; plan again"
             )
         current = target.head_manifest(action.target.tag)
-        if current is not None and current.digest == digest:
+        tagged = current is not None and current.digest == digest
+        if tagged and not action.referrers_to_copy:
             return Outcome.UNCHANGED, CopyStats()
         before = str(current.digest) if current else None
-        if before != action.target_digest_before:
+        if not tagged and before != action.target_digest_before:
             raise StaleActionError(
                 f"{action.target} changed since the plan (now {before or 'absent'}, "
                 f"planned from {action.target_digest_before or 'absent'}); plan again"
             )
 
-        if action.kind is ActionKind.RETAG:
-            manifest = target.get_manifest(str(digest), expected=digest)
-            if manifest is not None:
-                target.put_manifest(manifest, action.target.tag)
-                return Outcome.DONE, CopyStats()
-            # The content left the target since the plan: copy it after all.
+        stats = CopyStats()
+        if not tagged:
+            present = None
+            if action.kind is ActionKind.RETAG:
+                present = target.get_manifest(str(digest), expected=digest)
+            if present is not None:
+                target.put_manifest(present, action.target.tag)
+            else:
+                # A copy, or a retag whose content left the target since the plan.
+                stats = self.engine.copy(source, target, digest, [action.target.tag])
 
-        stats = self.engine.copy(source, target, digest, [action.target.tag])
+        # Referrers come after their subject is complete and tagged.
+        self.referrers.copy(source, target, action.referrers_to_copy, stats)
         return Outcome.DONE, stats

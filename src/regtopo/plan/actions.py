@@ -29,11 +29,12 @@ WRITTEN = ConfigDict(json_schema_serialization_defaults_required=True)
 class ActionKind(StrEnum):
     COPY = "copy"  # content missing at the target
     RETAG = "retag"  # content present at the target, the tag points elsewhere or nowhere
+    COPY_REFERRERS = "copy-referrers"  # subject in sync, some of its referrers missing
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # cannot or will not be done, with the reason
 
 
-CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG})
+CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG, ActionKind.COPY_REFERRERS})
 
 
 class TagRef(BaseModel):
@@ -67,6 +68,30 @@ class Content(BaseModel):
     attestations: int = 0
 
 
+class ReferrerRef(BaseModel):
+    """Something that comes along with the tag's content, listed under its subject.
+
+    `via` says how the source holds it: `referrers-api`, `fallback-tag` (the `sha256-<hex>`
+    index), `tag` (a cosign `sha256-<hex>.sig|.att|.sbom` tag, named in `tag`), or `index` (a
+    build attestation inside the subject index, copied with the index itself).
+    """
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+    subject: str
+    digest: str
+    media_type: str
+    size: int
+    kind: str = Field(description="signature, sbom, attestation or artifact")
+    artifact_type: str | None = None
+    via: str
+    tag: str | None = None
+
+    @property
+    def travels_with_index(self) -> bool:
+        return self.via == "index"
+
+
 class Action(BaseModel):
     """One target tag: why it is in the plan, what it changes, and what that costs."""
 
@@ -89,6 +114,10 @@ class Action(BaseModel):
     manifests_to_send: int = 0
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = Field("", description="why the kind was chosen, in words")
+    referrers: list[ReferrerRef] = Field(
+        default_factory=list,
+        description="referrers to bring along, subjects before the referrers that name them",
+    )
 
     @computed_field(description="what the target tag points at once applied")  # type: ignore[prop-decorator]
     @property
@@ -96,6 +125,11 @@ class Action(BaseModel):
         if self.kind is ActionKind.SKIPPED or self.content is None:
             return self.target_digest_before
         return self.content.digest
+
+    @property
+    def referrers_to_copy(self) -> list[ReferrerRef]:
+        """The referrers apply copies: the attestations inside an index come with the index."""
+        return [r for r in self.referrers if not r.travels_with_index]
 
     @property
     def is_change(self) -> bool:
@@ -144,8 +178,10 @@ class Plan(BaseModel):
         return {
             "copy": counts.get(ActionKind.COPY, 0),
             "retag": counts.get(ActionKind.RETAG, 0),
+            "copy_referrers": counts.get(ActionKind.COPY_REFERRERS, 0),
             "in_sync": counts.get(ActionKind.IN_SYNC, 0),
             "skipped": counts.get(ActionKind.SKIPPED, 0),
+            "referrers": sum(len(a.referrers_to_copy) for a in self.actions if a.is_change),
             "bytes_to_send": self.bytes_to_send(),
         }
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from regtopo.errors import RegtopoError
+from regtopo.oci.attachments import Selection
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer
+from regtopo.plan.referrers import ReferrerPlanner
 from regtopo.plan.session import Session
 from regtopo.registry.store import Repository
 from regtopo.topology.graph import replication_order
@@ -35,6 +37,9 @@ class PlannedTag:
     digest: Digest
     origin: Repository
     hop: int
+    #: the `referrers:` selections of every hop up to this tag: only what all of them take
+    #: reaches it, so a later hop must not expect more at its source
+    selections: tuple[Selection, ...] = ()
 
 
 def summarise(manifest: Manifest) -> Content:
@@ -68,6 +73,7 @@ class Planner:
         self.loaded = loaded
         self.session = session
         self.observer = Observer()
+        self.referrers = ReferrerPlanner(self.observer)
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
 
     def plan(self, only: set[str] | None = None) -> Plan:
@@ -128,8 +134,10 @@ class Planner:
         target = self.session.repository(target_ref.registry, target_ref.repository)
 
         upstream = self.planned.get((source_ref.registry, source_ref.repository, source_ref.tag))
+        narrowed: tuple[Selection, ...] = ()
         if upstream is not None:
             digest, origin, hop = upstream.digest, upstream.origin, upstream.hop + 1
+            narrowed = upstream.selections
         else:
             head = source.head_manifest(source_ref.tag)
             if head is None:
@@ -148,7 +156,7 @@ class Planner:
             )
         content = summarise(manifest)
         self.planned[(target_ref.registry, target_ref.repository, target_ref.tag)] = PlannedTag(
-            digest, origin, hop
+            digest, origin, hop, (*narrowed, replication.referrers)
         )
 
         if manifest.kind == "schema1":
@@ -164,25 +172,61 @@ class Planner:
         current = target.head_manifest(target_ref.tag)
         before = str(current.digest) if current else None
         if current is not None and current.digest == digest:
+            referrers = self.referrers.plan(
+                origin,
+                target,
+                manifest,
+                replication.referrers,
+                narrowed_by=narrowed,
+                target_has_subject=True,
+            )
+            if referrers.missing:
+                return Action(
+                    kind=ActionKind.COPY_REFERRERS,
+                    content=content,
+                    target_digest_before=before,
+                    hop=hop,
+                    reason=f"{len(referrers.missing)} referrer(s) missing at the target",
+                    referrers=referrers.missing,
+                    **base,
+                )
             return Action(
                 kind=ActionKind.IN_SYNC,
                 content=content,
                 target_digest_before=before,
                 hop=hop,
+                referrers=referrers.found,
                 **base,
             )
 
         if self.observer.manifest_present(target, digest):
+            referrers = self.referrers.plan(
+                origin,
+                target,
+                manifest,
+                replication.referrers,
+                narrowed_by=narrowed,
+                target_has_subject=True,
+            )
             return Action(
                 kind=ActionKind.RETAG,
                 content=content,
                 target_digest_before=before,
                 hop=hop,
                 reason="the content is at the target already",
+                referrers=referrers.missing,
                 **base,
             )
 
         cost = self.observer.cost(origin, target, manifest)
+        referrers = self.referrers.plan(
+            origin,
+            target,
+            manifest,
+            replication.referrers,
+            narrowed_by=narrowed,
+            target_has_subject=False,
+        )
         reason = "the content is missing at the target"
         if cost.non_distributable:
             reason += f"; {len(cost.non_distributable)} non-distributable layer(s) are not sent"
@@ -196,6 +240,7 @@ class Planner:
             manifests_to_send=cost.manifests_to_send,
             hop=hop,
             reason=reason,
+            referrers=referrers.found,
             **base,
         )
 

@@ -35,6 +35,8 @@ READ_CHUNK = 1024 * 1024
 
 _index_locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
+# index.json path -> (its inode, mtime and size, the manifests it lists by the subject they name)
+_subject_maps: dict[Path, tuple[tuple[int, int, int], dict[Digest, dict[Digest, Descriptor]]]] = {}
 
 
 def _lock_for(path: Path) -> threading.Lock:
@@ -199,7 +201,35 @@ class LayoutRepository(Repository):
     def referrers(
         self, digest: Digest, artifact_type: str | None = None
     ) -> list[Descriptor] | None:
-        found: dict[Digest, Descriptor] = {}
+        found = self._subjects().get(digest, {})
+        return sorted(
+            (
+                d
+                for d in found.values()
+                if artifact_type is None or d.artifact_type == artifact_type
+            ),
+            key=lambda d: str(d.digest),
+        )
+
+    def _subjects(self) -> dict[Digest, dict[Digest, Descriptor]]:
+        """Every listed manifest by the subject it names, read once per version of index.json.
+
+        A plan asks about every manifest of every tag; scanning the whole layout each time
+        would grow with the square of its size.
+        """
+        path = self.root / "index.json"
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return {}
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        key = path.resolve()
+        with _locks_guard:
+            cached = _subject_maps.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+
+        subjects: dict[Digest, dict[Digest, Descriptor]] = {}
         for entry in self._entries():
             if entry.get("mediaType") not in mt.MANIFEST_TYPES:
                 continue
@@ -207,16 +237,17 @@ class LayoutRepository(Repository):
                 candidate = Digest.parse(str(entry.get("digest")))
             except RegtopoError:
                 continue
-            path = self._blob_path(candidate)
-            if candidate in found or candidate == digest or not path.exists():
+            blob = self._blob_path(candidate)
+            if not blob.exists():
                 continue
-            manifest = Manifest.parse(path.read_bytes(), entry.get("mediaType"), expected=candidate)
-            if manifest.subject is None or manifest.subject.digest != digest:
+            manifest = Manifest.parse(blob.read_bytes(), entry.get("mediaType"), expected=candidate)
+            subject = manifest.subject
+            if subject is None or subject.digest == candidate:
                 continue
-            descriptor = manifest.descriptor()
-            if artifact_type is None or descriptor.artifact_type == artifact_type:
-                found[candidate] = descriptor
-        return sorted(found.values(), key=lambda d: str(d.digest))
+            subjects.setdefault(subject.digest, {})[candidate] = manifest.descriptor()
+        with _locks_guard:
+            _subject_maps[key] = (stamp, subjects)
+        return subjects
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

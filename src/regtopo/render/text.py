@@ -19,16 +19,24 @@ from regtopo.plan.drift import DriftReport
 SYMBOLS = {
     ActionKind.COPY: "+",
     ActionKind.RETAG: "~",
+    ActionKind.COPY_REFERRERS: "&",
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
 }
 STYLES = {
     ActionKind.COPY: "green",
     ActionKind.RETAG: "yellow",
+    ActionKind.COPY_REFERRERS: "cyan",
     ActionKind.IN_SYNC: "dim",
     ActionKind.SKIPPED: "red",
 }
-ORDER = {ActionKind.COPY: 0, ActionKind.RETAG: 1, ActionKind.SKIPPED: 2, ActionKind.IN_SYNC: 3}
+ORDER = {
+    ActionKind.COPY: 0,
+    ActionKind.RETAG: 1,
+    ActionKind.COPY_REFERRERS: 2,
+    ActionKind.SKIPPED: 3,
+    ActionKind.IN_SYNC: 4,
+}
 
 
 def emit(text: Text | str, stream: TextIO | None = None) -> None:
@@ -73,6 +81,18 @@ def describe_content(action: Action) -> str:
     return text
 
 
+def render_referrers(action: Action) -> list[str]:
+    """Each referrer under its subject: kind, digest, how it is stored at the source."""
+    lines = []
+    for ref in action.referrers:
+        where = f"tag {ref.tag}" if ref.tag else ref.via
+        kind = ref.artifact_type or ref.media_type
+        lines.append(
+            f"      ↳ {ref.kind} {short(ref.digest)} of {short(ref.subject)} ({kind}; {where})"
+        )
+    return lines
+
+
 def action_details(action: Action) -> list[str]:
     details = [describe_content(action)] if action.content else []
     if action.kind is ActionKind.COPY:
@@ -80,9 +100,14 @@ def action_details(action: Action) -> list[str]:
             f"{human_bytes(action.bytes_to_send)} to send in {action.blobs_to_send} blobs, "
             f"{human_bytes(action.bytes_present)} present"
         )
-    if action.target_digest_before and action.is_change:
+    if action.referrers_to_copy and action.is_change:
+        details.append(f"{len(action.referrers_to_copy)} referrer(s) to bring along")
+    replaces = action.is_change and action.kind is not ActionKind.COPY_REFERRERS
+    if action.target_digest_before and replaces:
         details.append(f"replaces {short(action.target_digest_before)}")
-    if action.kind is ActionKind.SKIPPED or (action.reason and action.kind is ActionKind.RETAG):
+    if action.kind is ActionKind.SKIPPED or (
+        action.reason and action.kind in (ActionKind.RETAG, ActionKind.COPY_REFERRERS)
+    ):
         details.append(action.reason)
     if action.hop:
         details.append(f"hop {action.hop + 1}")
@@ -97,6 +122,9 @@ def action_text(action: Action) -> Text:
     if action.source.repository_key != action.target.repository_key:
         line.append(f"  <- {action.source}")
     line.append("\n      " + "; ".join(action_details(action)), style="dim")
+    if action.is_change:
+        for referrer in render_referrers(action):
+            line.append("\n" + referrer, style="dim")
     return line
 
 
@@ -110,9 +138,13 @@ def summary_line(plan: Plan) -> str:
         return f"No changes. {summary['in_sync']} in sync" + (
             f", {summary['skipped']} skipped." if summary["skipped"] else "."
         )
+    referrers = ""
+    if summary["copy_referrers"]:
+        referrers += f"{summary['copy_referrers']} to complete with referrers, "
+    tail = f"{summary['referrers']} referrer(s) to bring along; " if summary["referrers"] else ""
     return (
-        f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, "
-        f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
+        f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, {referrers}"
+        f"{summary['in_sync']} in sync, {summary['skipped']} skipped; {tail}"
         f"{human_bytes(summary['bytes_to_send'])} to send."
     )
 
@@ -173,6 +205,8 @@ def render_result(result: ActionResult) -> str:
     if result.outcome is Outcome.DONE:
         sent = result.stats.bytes_sent
         extra = f", {human_bytes(sent)} sent" if sent else ""
+        if result.stats.referrers_copied:
+            extra += f", {result.stats.referrers_copied} referrer(s) copied"
         return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}"
     if result.outcome is Outcome.UNCHANGED:
         return f"{action.kind.value} {action.target}: already as planned"

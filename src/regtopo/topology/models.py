@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from regtopo.oci.attachments import SELECTION_KINDS, Selection
 from regtopo.oci.reference import is_valid_repository, is_valid_tag
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -114,6 +115,11 @@ class ReplicationSpec(Model):
     source: RepositoryRef
     targets: list[RepositoryRef] = Field(min_length=1)
     tags: list[str] = Field(min_length=1, description="tags to replicate, by exact name")
+    referrers: Selection = Field(
+        "all",
+        description="what comes along with each tag: `all`, `none`, or a list of `signatures`, "
+        "`sboms`, `attestations` and artifact types such as `application/vnd.example+json`",
+    )
 
     @field_validator("source", mode="before")
     @classmethod
@@ -133,6 +139,18 @@ class ReplicationSpec(Model):
         for tag in value:
             if not is_valid_tag(tag):
                 raise ValueError(f"{tag!r} is not a valid tag")
+        return value
+
+    @field_validator("referrers")
+    @classmethod
+    def _valid_referrers(cls, value: Selection) -> Selection:
+        if isinstance(value, list):
+            for item in value:
+                if item not in SELECTION_KINDS and "/" not in item:
+                    raise ValueError(
+                        f"{item!r} is neither {', '.join(SELECTION_KINDS)} nor an artifact type "
+                        "(a media type such as application/vnd.example+json)"
+                    )
         return value
 
     @property
