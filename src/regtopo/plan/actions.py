@@ -23,6 +23,7 @@ class ActionKind(StrEnum):
     RETAG = "retag"  # content present at the target, the tag points elsewhere or nowhere
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # cannot or will not be done, with the reason
+    BLOCKED = "blocked"  # a signing requirement is not met; `policy` names it
 
 
 CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG})
@@ -68,6 +69,11 @@ class Action(BaseModel):
     manifests_to_send: int = 0
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = ""
+    policy: str | None = Field(None, description="blocked: the signing policy that failed")
+    warnings: list[str] = Field(default_factory=list, description="e.g. a failed `warn` policy")
+    verified: list[str] = Field(
+        default_factory=list, description="signing policies the source digest satisfied"
+    )
 
     @property
     def is_change(self) -> bool:
@@ -98,5 +104,6 @@ class Plan(BaseModel):
             "retag": counts.get(ActionKind.RETAG, 0),
             "in_sync": counts.get(ActionKind.IN_SYNC, 0),
             "skipped": counts.get(ActionKind.SKIPPED, 0),
+            "blocked": counts.get(ActionKind.BLOCKED, 0),
             "bytes_to_send": self.bytes_to_send(),
         }

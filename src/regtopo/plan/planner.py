@@ -18,6 +18,7 @@ from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer
 from regtopo.plan.session import Session
+from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.registry.store import Repository
 from regtopo.topology.graph import replication_order
 from regtopo.topology.loader import LoadedTopology
@@ -69,6 +70,7 @@ class Planner:
         self.session = session
         self.observer = Observer()
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
+        self.policies = PolicySet(loaded.topology, loaded.path.resolve().parent)
 
     def plan(self, only: set[str] | None = None) -> Plan:
         plan = Plan(topology=str(self.loaded.path))
@@ -163,6 +165,20 @@ class Planner:
                 **base,
             )
 
+        verdict = self._verify(replication, origin, digest, target_ref)
+        if isinstance(verdict, PolicyResult):
+            return Action(
+                kind=ActionKind.BLOCKED,
+                content=content,
+                target_digest_before=before,
+                hop=hop,
+                policy=verdict.policy,
+                reason=str(verdict),
+                **base,
+            )
+        verified, warnings = verdict
+        base = {**base, "verified": verified, "warnings": warnings}
+
         if self.observer.manifest_present(target, digest):
             return Action(
                 kind=ActionKind.RETAG,
@@ -189,6 +205,29 @@ class Planner:
             reason=reason,
             **base,
         )
+
+    def _verify(
+        self, replication: ReplicationSpec, origin: Repository, digest: Digest, target: TagRef
+    ) -> PolicyResult | tuple[list[str], list[str]]:
+        """The replication's signing policies on the digest about to be copied.
+
+        Returns the failed result when an `enforce: block` policy fails, else the names of the
+        policies that held and a warning per failed `enforce: warn` policy.
+        """
+        if not replication.verify:
+            return [], []
+        verified: list[str] = []
+        warnings: list[str] = []
+        for result in self.policies.evaluate(replication, origin, digest):
+            if result.ok:
+                verified.append(result.policy)
+            elif replication.enforce == "block":
+                # Later hops must not read this digest as if it had been copied.
+                self.planned.pop((target.registry, target.repository, target.tag), None)
+                return result
+            else:
+                warnings.append(str(result))
+        return verified, warnings
 
 
 def _by_hop(

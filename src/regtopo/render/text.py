@@ -10,6 +10,7 @@ SYMBOLS = {
     ActionKind.RETAG: "~",
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
+    ActionKind.BLOCKED: "x",
 }
 
 
@@ -54,33 +55,48 @@ def render_action(action: Action) -> str:
         )
     if action.target_digest_before and action.is_change:
         details.append(f"replaces {action.target_digest_before[:19]}")
-    if action.kind is ActionKind.SKIPPED or (action.reason and action.kind is ActionKind.RETAG):
+    if action.kind in (ActionKind.SKIPPED, ActionKind.BLOCKED) or (
+        action.reason and action.kind is ActionKind.RETAG
+    ):
         details.append(action.reason)
+    if action.verified:
+        details.append(f"verified: {', '.join(action.verified)}")
     if action.hop:
         details.append(f"hop {action.hop + 1}")
     if details:
         line += "\n      " + "; ".join(d for d in details if d)
+    for warning in action.warnings:
+        line += f"\n      warning: {warning}"
     return line
 
 
 def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
     lines = [f"regtopo plan for {plan.topology}", ""]
     shown = [a for a in plan.actions if show_in_sync or a.kind is not ActionKind.IN_SYNC]
-    order = {ActionKind.COPY: 0, ActionKind.RETAG: 1, ActionKind.SKIPPED: 2, ActionKind.IN_SYNC: 3}
+    order = {
+        ActionKind.COPY: 0,
+        ActionKind.RETAG: 1,
+        ActionKind.BLOCKED: 2,
+        ActionKind.SKIPPED: 3,
+        ActionKind.IN_SYNC: 4,
+    }
     for action in sorted(shown, key=lambda a: (a.hop, order[a.kind], str(a.target))):
         lines.append(render_action(action))
     if shown:
         lines.append("")
     summary = plan.summary()
+    blocked = f", {summary['blocked']} blocked" if summary["blocked"] else ""
     if not plan.changes:
         lines.append(
             f"No changes. {summary['in_sync']} in sync"
-            + (f", {summary['skipped']} skipped." if summary["skipped"] else ".")
+            + (f", {summary['skipped']} skipped" if summary["skipped"] else "")
+            + blocked
+            + "."
         )
     else:
         lines.append(
             f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, "
-            f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
+            f"{summary['in_sync']} in sync, {summary['skipped']} skipped{blocked}; "
             f"{human_bytes(summary['bytes_to_send'])} to send."
         )
     return "\n".join(lines)
