@@ -10,6 +10,7 @@ import typer
 from regtopo.apply.executor import ActionResult, Executor
 from regtopo.cli.plan import make_plan
 from regtopo.cli.validate import TopologyArg
+from regtopo.plan.actions import ActionKind
 from regtopo.render.text import render_plan, render_report, render_result
 
 
@@ -37,9 +38,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plan, show the plan, and apply it once approved."""
         plan, session = make_plan(topology, target)
+        blocked = plan.counts().get(ActionKind.BLOCKED, 0)
         try:
             typer.echo(render_plan(plan, show_in_sync=False))
             if not plan.changes:
+                if blocked:
+                    raise typer.Exit(1)
                 return
             if not auto_approve:
                 if not sys.stdin.isatty():
@@ -63,5 +67,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(render_report(report))
         finally:
             session.close()
-        if report.failed:
+        if report.failed or blocked:
+            # A tag a signing policy blocked is a failure to reach the declared state.
             raise typer.Exit(1)

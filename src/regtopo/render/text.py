@@ -104,13 +104,14 @@ def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
 
 def render_result(result: ActionResult) -> str:
     action = result.action
+    checks = "".join(f"\n    {line}" for line in result.verification)
     if result.outcome is Outcome.DONE:
         sent = result.stats.bytes_sent
         extra = f", {human_bytes(sent)} sent" if sent else ""
-        return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}"
+        return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}{checks}"
     if result.outcome is Outcome.UNCHANGED:
-        return f"{action.kind.value} {action.target}: already as planned"
-    return f"{action.kind.value} {action.target}: {result.outcome.value}: {result.message}"
+        return f"{action.kind.value} {action.target}: already as planned{checks}"
+    return f"{action.kind.value} {action.target}: {result.outcome.value}: {result.message}{checks}"
 
 
 def render_report(report: ApplyReport) -> str:
