@@ -27,6 +27,7 @@ from regtopo.plan.planner import Planner
 from regtopo.plan.session import Session
 from regtopo.plan.signing.discovery import RegistrySignatureSource
 from regtopo.plan.signing.policy import Policy
+from regtopo.render.text import render_plan
 from regtopo.topology.loader import TopologyError, load
 from regtopo.topology.models import PolicySpec, Topology
 from tests.support import signing as s
@@ -551,3 +552,38 @@ replications:
     assert keyless["roots"] == fulcio.pem.decode()
     assert keyless["rekor"]["pubkey"] == rekor.pem.decode()
     assert rules["tools-ci"]["failureAction"] == "Audit"
+
+
+def test_a_blocked_tag_is_not_read_downstream_as_if_it_had_been_copied(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror, edge = make_registry(), make_registry(), make_registry()
+    s.write_public_key(tmp_path / "release.pub", s.ec_key())
+    push_random_image(origin, "app", "unsigned")
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        f"""\
+registries:
+  origin: {{host: "http://{origin.host}"}}
+  mirror: {{host: "http://{mirror.host}"}}
+  edge: {{host: "http://{edge.host}"}}
+signing:
+  policies:
+    - {{name: release, kind: cosign-key, keys: [release.pub]}}
+replications:
+  - {{name: first, source: origin/app, targets: [mirror/app], tags: [unsigned], verify: [release]}}
+  - {{name: second, source: mirror/app, targets: [edge/app], tags: [unsigned]}}
+"""
+    )
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = {a.replication: a for a in plan.actions}
+
+    assert actions["first"].kind is ActionKind.BLOCKED
+    assert actions["second"].kind is ActionKind.SKIPPED
+    assert actions["second"].reason == "the source tag does not exist"
+    text = render_plan(plan)
+    assert "  x blocked  mirror/app:unsigned  <- origin/app:unsigned" in text
+    assert "policy 'release' not satisfied: unsigned: no cosign signature found" in text
+    assert text.endswith("No changes. 0 in sync, 1 skipped, 1 blocked.")
