@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(render_plan(plan, show_in_sync=False))
             if not plan.changes:
                 if blocked:
+                    typer.echo(f"{blocked} tag(s) blocked by signing policies.", err=True)
                     raise typer.Exit(1)
                 return
             if not auto_approve:
@@ -67,6 +68,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(render_report(report))
         finally:
             session.close()
-        if report.failed or blocked:
+        if blocked:
             # A tag a signing policy blocked is a failure to reach the declared state.
+            typer.echo(f"{blocked} tag(s) blocked by signing policies.", err=True)
+        if report.failed or blocked:
             raise typer.Exit(1)
