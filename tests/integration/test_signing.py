@@ -83,7 +83,7 @@ def by_tag(plan: Plan) -> dict[str, Any]:
 def head(registry: Registry, repository: str, reference: str) -> str | None:
     response = httpx.head(
         f"{registry.url}/v2/{repository}/manifests/{reference}",
-        headers={"Accept": f"{s.OCI_MANIFEST}, {s.OCI_INDEX}"},
+        headers={"Accept": f"{s.OCI_MANIFEST}, {s.OCI_INDEX}, {s.DOCKER_MANIFEST}"},
     )
     return response.headers.get("docker-content-digest") if response.status_code == 200 else None
 
@@ -235,8 +235,9 @@ def test_a_warn_policy_copies_the_unsigned_tag_with_a_warning(
     assert head(mirror, "app", "unsigned") == digest
 
 
+@pytest.mark.parametrize("bare", [False, True], ids=["full-entry", "bare-entry-C28"])
 def test_a_cosign_v3_bundle_made_with_a_key_is_found_through_the_fallback_tag(
-    make_registry: MakeRegistry, tmp_path: Path
+    make_registry: MakeRegistry, tmp_path: Path, bare: bool
 ) -> None:
     origin, mirror = make_registry(), make_registry()
     key = s.ec_key()
@@ -249,6 +250,7 @@ def test_a_cosign_v3_bundle_made_with_a_key_is_found_through_the_fallback_tag(
             s.BUNDLE_V03,
             [(s.key_bundle(key, digest), s.BUNDLE_V03)],
             {"dev.sigstore.bundle.content": "dsse-envelope"},
+            bare_fallback_entry=bare,
         )
     path = write_topology(
         tmp_path,
@@ -587,3 +589,36 @@ replications:
     assert "  x blocked  mirror/app:unsigned  <- origin/app:unsigned" in text
     assert "policy 'release' not satisfied: unsigned: no cosign signature found" in text
     assert text.endswith("No changes. 0 in sync, 1 skipped, 1 blocked.")
+
+
+def test_a_cosign_signature_with_docker_media_types_verifies_and_copies_byte_for_byte_C30(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    digest = push_random_image(origin, "app", "v1")
+    payload = s.simple_signing_payload(digest)
+    annotations = {"dev.cosignproject.cosign/signature": s.b64(s.sign(key, payload))}
+    with s.Pusher(origin, "app") as pusher:
+        signature = pusher.cosign_tag(
+            digest, "sig", [(payload, s.SIMPLESIGNING, annotations)], docker_media_types=True
+        )
+    assert signature["mediaType"] == s.DOCKER_MANIFEST
+    path = write_topology(
+        tmp_path,
+        origin,
+        mirror,
+        "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+        tags=["v1"],
+        verify=["release"],
+    )
+
+    plan, session = plan_for(path)
+    assert by_tag(plan)["v1"].verified == ["release"]
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert report.results[0].outcome is Outcome.DONE
+    assert head(mirror, "app", digest.replace(":", "-") + ".sig") == signature["digest"]
+    assert "satisfied: signed by key release.pub" in report.results[0].verification[0]

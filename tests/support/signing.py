@@ -30,6 +30,8 @@ from tests.support.registries import Registry, _auth_headers, _upload_blob
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
@@ -437,9 +439,17 @@ class Pusher:
         }
 
     def cosign_tag(
-        self, digest: str, suffix: str, layers: list[tuple[bytes, str, dict[str, str]]]
+        self,
+        digest: str,
+        suffix: str,
+        layers: list[tuple[bytes, str, dict[str, str]]],
+        *,
+        docker_media_types: bool = False,
     ) -> dict[str, Any]:
-        """A cosign `sha256-<hex>.<suffix>` manifest with one layer per (blob, type, annotations)."""
+        """A cosign `sha256-<hex>.<suffix>` manifest with one layer per (blob, type, annotations).
+
+        `docker_media_types` writes it as cosign does with `COSIGN_DOCKER_MEDIA_TYPES` set.
+        """
         config = json.dumps(
             {
                 "architecture": "",
@@ -448,10 +458,13 @@ class Pusher:
                 "rootfs": {"type": "layers", "diff_ids": []},
             }
         ).encode()
+        manifest_type, config_type = (
+            (DOCKER_MANIFEST, DOCKER_CONFIG) if docker_media_types else (OCI_MANIFEST, OCI_CONFIG)
+        )
         document = {
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": self.blob(config, OCI_CONFIG),
+            "mediaType": manifest_type,
+            "config": self.blob(config, config_type),
             "layers": [self.blob(data, kind, notes) for data, kind, notes in layers],
         }
         tag = digest.replace(":", "-") + "." + suffix
@@ -463,8 +476,14 @@ class Pusher:
         artifact_type: str,
         layers: list[tuple[bytes, str]],
         annotations: dict[str, str] | None = None,
+        *,
+        bare_fallback_entry: bool = False,
     ) -> dict[str, Any]:
-        """An artifact with `subject`, pushed by digest and listed in the fallback-tag index."""
+        """An artifact with `subject`, pushed by digest and listed in the fallback-tag index.
+
+        `bare_fallback_entry` lists it without artifactType and annotations, as cosign through
+        go-containerregistry did (case C28).
+        """
         document: dict[str, Any] = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -478,7 +497,11 @@ class Pusher:
         descriptor = self.manifest(document)
         if annotations:
             descriptor["annotations"] = annotations
-        self._list_in_fallback(subject["digest"], descriptor)
+        if bare_fallback_entry:
+            entry = {k: descriptor[k] for k in ("mediaType", "digest", "size")}
+        else:
+            entry = descriptor
+        self._list_in_fallback(subject["digest"], entry)
         return descriptor
 
     def _list_in_fallback(self, subject_digest: str, descriptor: dict[str, Any]) -> None:
