@@ -622,3 +622,51 @@ def test_a_cosign_signature_with_docker_media_types_verifies_and_copies_byte_for
     assert report.results[0].outcome is Outcome.DONE
     assert head(mirror, "app", digest.replace(":", "-") + ".sig") == signature["digest"]
     assert "satisfied: signed by key release.pub" in report.results[0].verification[0]
+
+
+def test_a_trusted_root_alone_verifies_legacy_signatures_and_sigstore_bundles(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    pytest.importorskip("sigstore")
+    origin, mirror = make_registry(), make_registry()
+    fulcio, rekor, ct = s.TestCA("test fulcio"), s.TestRekor(), s.TestCTLog()
+    (tmp_path / "trusted_root.json").write_bytes(s.trusted_root(fulcio, rekor, ct))
+    digests = {t: push_random_image(origin, "app", t) for t in ("legacy", "bundle", "unlogged")}
+    with s.Pusher(origin, "app") as pusher:
+        payload, notes = s.keyless_signature_layer(
+            fulcio, rekor, digests["legacy"], email=EMAIL, issuer=ISSUER
+        )
+        pusher.cosign_tag(digests["legacy"], "sig", [(payload, s.SIMPLESIGNING, notes)])
+        bundle = s.sigstore_bundle(fulcio, rekor, ct, digests["bundle"], email=EMAIL, issuer=ISSUER)
+        pusher.referrer(
+            pusher.descriptor(digests["bundle"]), s.BUNDLE_V03, [(bundle, s.BUNDLE_V03)]
+        )
+        # The bundle without an inclusion proof: the manual path would take its promise alone,
+        # sigstore does not.
+        thin = json.loads(
+            s.sigstore_bundle(fulcio, rekor, ct, digests["unlogged"], email=EMAIL, issuer=ISSUER)
+        )
+        del thin["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+        pusher.referrer(
+            pusher.descriptor(digests["unlogged"]),
+            s.BUNDLE_V03,
+            [(json.dumps(thin).encode(), s.BUNDLE_V03)],
+        )
+    policies = f"""\
+    - name: ci
+      kind: cosign-keyless
+      trusted_root: trusted_root.json
+      identities: [{{subject: {EMAIL}}}]
+      issuer: {ISSUER}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["ci"])
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = by_tag(plan)
+
+    assert actions["legacy"].kind is ActionKind.COPY
+    assert actions["bundle"].kind is ActionKind.COPY
+    assert actions["unlogged"].kind is ActionKind.BLOCKED
+    assert actions["unlogged"].reason.endswith(
+        "sigstore refused the bundle: failed to load bundle: 1 validation error for Bundle"
+    )

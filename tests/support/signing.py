@@ -49,6 +49,10 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def b64decode(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -516,3 +520,211 @@ class Pusher:
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         index["manifests"].append(descriptor)
         self.manifest(index, tag)
+
+
+# --- material the sigstore package accepts: SCTs, inclusion proofs, a trusted_root.json ---------
+
+
+@dataclass
+class TestCTLog:
+    """A certificate-transparency log's key: signs the SCT Fulcio embeds in its certificates."""
+
+    key: ec.EllipticCurvePrivateKey = field(default_factory=ec_key)
+
+    @property
+    def log_id(self) -> bytes:
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return hashlib.sha256(der).digest()
+
+
+def _sct_extension(sct: bytes) -> x509.UnrecognizedExtension:
+    listed = len(sct).to_bytes(2, "big") + sct
+    tls_list = len(listed).to_bytes(2, "big") + listed
+    octets = bytes([0x04]) + _der_length(len(tls_list)) + tls_list
+    return x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2"), octets)
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def fulcio_certificate(
+    ca: TestCA, ct: TestCTLog, key: PrivateKey, *, email: str, issuer: str
+) -> x509.Certificate:
+    """A leaf as Fulcio issues it: identity, issuer, code signing, and an embedded SCT.
+
+    The SCT signs the precertificate (the certificate without its SCT extension), so the
+    leaf is built twice with the same fields: once to learn those bytes, once with the SCT.
+    """
+    now = _now()
+    serial = x509.random_serial_number()
+    text = issuer.encode()
+
+    def build(sct_extension: x509.UnrecognizedExtension) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(ca.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(serial)
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(minutes=10))
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                critical=True,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
+            )
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.UnrecognizedExtension(
+                    ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), bytes([12, len(text)]) + text
+                ),
+                critical=False,
+            )
+            .add_extension(sct_extension, critical=False)
+            .sign(ca.key, hashes.SHA256())
+        )
+
+    placeholder = build(_sct_extension(b"\x00" * 100))
+    timestamp = int(now.timestamp() * 1000)
+    tbs = placeholder.tbs_precertificate_bytes
+    issuer_key_id = hashlib.sha256(
+        ca.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).digest()
+    signed = (
+        bytes([0, 0])
+        + timestamp.to_bytes(8, "big")
+        + (1).to_bytes(2, "big")
+        + issuer_key_id
+        + len(tbs).to_bytes(3, "big")
+        + tbs
+        + (0).to_bytes(2, "big")
+    )
+    signature = sign(ct.key, signed)
+    sct = (
+        bytes([0])
+        + ct.log_id
+        + timestamp.to_bytes(8, "big")
+        + (0).to_bytes(2, "big")
+        + bytes([4, 3])
+        + len(signature).to_bytes(2, "big")
+        + signature
+    )
+    return build(_sct_extension(sct))
+
+
+def checkpoint(rekor: TestRekor, root_hash: bytes, tree_size: int) -> str:
+    """A signed note as Rekor writes its checkpoints, signed by `rekor`'s key."""
+    origin = "rekor.test - 1"
+    note = f"{origin}\n{tree_size}\n{b64(root_hash)}\n"
+    key_hint = bytes.fromhex(rekor.log_id)[:4]
+    signature = sign(rekor.key, note.encode())
+    return f"{note}\n\u2014 rekor.test {b64(key_hint + signature)}\n"
+
+
+def sigstore_bundle(
+    ca: TestCA, rekor: TestRekor, ct: TestCTLog, digest: str, *, email: str, issuer: str
+) -> bytes:
+    """A v0.3 bundle as cosign v3 writes it, with the inclusion proof sigstore demands."""
+    key = ec_key()
+    certificate = fulcio_certificate(ca, ct, key, email=email, issuer=issuer)
+    body = statement(digest, COSIGN_SIGN_PREDICATE, {})
+    envelope, signature = dsse_envelope(key, body)
+    entry = {
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "envelopeHash": {
+                "algorithm": "sha256",
+                "value": sha256_hex(json.dumps(envelope).encode()),
+            },
+            "payloadHash": {"algorithm": "sha256", "value": sha256_hex(body)},
+            "signatures": [
+                {
+                    "signature": b64(signature),
+                    "verifier": b64(certificate.public_bytes(serialization.Encoding.PEM)),
+                }
+            ],
+        },
+    }
+    promise = rekor.promise(entry)
+    payload = promise["Payload"]
+    # A tree of one entry: the root is the leaf hash, the proof has no hashes.
+    leaf_hash = hashlib.sha256(b"\x00" + base64.b64decode(payload["body"])).digest()
+    bundle = {
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {
+            "certificate": {"rawBytes": b64(certificate.public_bytes(serialization.Encoding.DER))},
+            "tlogEntries": [
+                {
+                    "logIndex": str(payload["logIndex"]),
+                    "logId": {"keyId": b64(bytes.fromhex(payload["logID"]))},
+                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                    "integratedTime": str(payload["integratedTime"]),
+                    "inclusionPromise": {"signedEntryTimestamp": promise["SignedEntryTimestamp"]},
+                    "inclusionProof": {
+                        "logIndex": "0",
+                        "rootHash": b64(leaf_hash),
+                        "treeSize": "1",
+                        "hashes": [],
+                        "checkpoint": {"envelope": checkpoint(rekor, leaf_hash, 1)},
+                    },
+                    "canonicalizedBody": payload["body"],
+                }
+            ],
+        },
+        "dsseEnvelope": envelope,
+    }
+    return json.dumps(bundle).encode()
+
+
+def trusted_root(ca: TestCA, rekor: TestRekor, ct: TestCTLog) -> bytes:
+    """A Sigstore trusted_root.json naming the test Fulcio, Rekor and CT log."""
+
+    def log(url: str, key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
+        der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return {
+            "baseUrl": url,
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {
+                "rawBytes": b64(der),
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            },
+            "logId": {"keyId": b64(hashlib.sha256(der).digest())},
+        }
+
+    document = {
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [log("https://rekor.test", rekor.key)],
+        "certificateAuthorities": [
+            {
+                "subject": {"organization": "regtopo tests", "commonName": ca.common_name},
+                "uri": "https://fulcio.test",
+                "certChain": {
+                    "certificates": [
+                        {"rawBytes": b64(ca.certificate.public_bytes(serialization.Encoding.DER))}
+                    ]
+                },
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            }
+        ],
+        "ctlogs": [log("https://ct.test", ct.key)],
+        "timestampAuthorities": [],
+    }
+    return json.dumps(document).encode()

@@ -193,6 +193,11 @@ class PolicySpec(Model):
     rekor_keys: list[str] = Field(
         default_factory=list, description="cosign-keyless: Rekor public key PEM files"
     )
+    trusted_root: str | None = Field(
+        None,
+        description="cosign-keyless: a Sigstore trusted_root.json (instead of roots and "
+        "rekor_keys); bundles are then verified by the sigstore package",
+    )
     identities: list[IdentitySpec] = Field(default_factory=list)
     issuer: str | None = Field(None, description="cosign-keyless: the OIDC issuer, exactly")
     requirements: RequirementsSpec = Field(default_factory=RequirementsSpec)
@@ -204,6 +209,8 @@ class PolicySpec(Model):
             "cosign-keyless": ["roots", "rekor_keys", "identities", "issuer"],
             "notation": ["roots"],
         }[self.kind]
+        if self.kind == "cosign-keyless" and self.trusted_root is not None:
+            needs = ["identities", "issuer"]
         missing = [f for f in needs if not getattr(self, f)]
         if missing:
             raise ValueError(f"a {self.kind} policy needs {', '.join(repr(m) for m in missing)}")

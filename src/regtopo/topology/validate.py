@@ -79,16 +79,19 @@ def _check_signing(
         if policy.name in names:
             problem((*where, "name"), f"policy {policy.name!r} is defined twice")
         names.add(policy.name)
-        for field in ("keys", "roots", "rekor_keys"):
-            for i, name in enumerate(getattr(policy, field)):
-                path = Path(name)
-                if not path.is_absolute():
-                    path = loaded.path.resolve().parent / path
-                if not path.is_file():
-                    problem(
-                        (*where, field, i),
-                        f"{field[:-1].replace('_', ' ')} file {name} does not exist",
-                    )
+        files: list[tuple[tuple[object, ...], str, str]] = [
+            ((*where, field, i), field[:-1].replace("_", " "), name)
+            for field in ("keys", "roots", "rekor_keys")
+            for i, name in enumerate(getattr(policy, field))
+        ]
+        if policy.trusted_root is not None:
+            files.append(((*where, "trusted_root"), "trusted root", policy.trusted_root))
+        for location, what, name in files:
+            path = Path(name)
+            if not path.is_absolute():
+                path = loaded.path.resolve().parent / path
+            if not path.is_file():
+                problem(location, f"{what} file {name} does not exist")
     for index, replication in enumerate(topology.replications):
         for i, name in enumerate(replication.verify):
             if name not in names:

@@ -45,6 +45,7 @@ from regtopo.plan.signing.verifiers import (
     Proof,
     check_statement,
     is_bundle,
+    read_trusted_root,
 )
 from regtopo.registry.store import Repository
 from regtopo.topology.models import PolicySpec, ReplicationSpec, Topology
@@ -277,12 +278,15 @@ def _make_verifier(spec: PolicySpec, base_dir: Path) -> Verifier:
         return CosignKeyVerifier(keys(spec.keys))
     if spec.kind == "cosign-keyless":
         assert spec.issuer is not None
-        # TODO(#7): verify new-format bundles with the `sigstore` package (its Verifier with a
-        # TrustedRoot file, including SCT checks) when the extra is installed and the trust
-        # material is a trusted_root.json; this manual path checks chain, identity and SET.
-        return CosignKeylessVerifier(
-            certificates(spec.roots), keys(spec.rekor_keys), identities, spec.issuer
-        )
+        roots, rekor = certificates(spec.roots), keys(spec.rekor_keys)
+        trusted_root = None
+        if spec.trusted_root is not None:
+            # Bundles go through the sigstore package; `.sig` layers use the same root's
+            # Fulcio certificates and Rekor keys on the manual path.
+            trusted_root = _resolve(base_dir, spec.trusted_root)
+            more_roots, more_keys = read_trusted_root(trusted_root)
+            roots, rekor = roots + more_roots, rekor + more_keys
+        return CosignKeylessVerifier(roots, rekor, identities, spec.issuer, trusted_root)
     return NotationVerifier(certificates(spec.roots), identities)
 
 

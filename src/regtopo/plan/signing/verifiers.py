@@ -11,10 +11,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from regtopo.oci import mediatype as mt
 from regtopo.oci.digest import Digest
@@ -221,11 +223,13 @@ class CosignKeylessVerifier:
         rekor_keys: Sequence[NamedKey],
         identities: Sequence[IdentityRule],
         issuer: str,
+        sigstore_root: Path | None = None,
     ) -> None:
         self.roots = list(roots)
         self.rekor_keys = list(rekor_keys)
         self.identities = list(identities)
         self.issuer = issuer
+        self.sigstore = SigstoreBundles(sigstore_root, self) if sigstore_root else None
 
     def verify(self, attachment: Attachment, subject: Digest) -> Proof:
         media_type = attachment.media_type
@@ -295,6 +299,10 @@ class CosignKeylessVerifier:
     ) -> str:
         entry.verify(self.rekor_keys)
         verify_chain(leaf, chain, self.roots, at=entry.integrated_at, code_signing=True)
+        return self.check_identity(leaf)
+
+    def check_identity(self, leaf: x509.Certificate) -> str:
+        """The OIDC issuer and one identity of the certificate must be the policy's."""
         issuer = certificate_issuer(leaf)
         if issuer != self.issuer:
             raise VerificationFailure(
@@ -311,6 +319,8 @@ class CosignKeylessVerifier:
         )
 
     def _bundle(self, bundle: dict[str, Any], subject: Digest, origin: str) -> Proof:
+        if self.sigstore is not None:
+            return self.sigstore.verify(bundle, subject, origin)
         material = bundle.get("verificationMaterial")
         if not isinstance(material, dict):
             raise VerificationFailure("the bundle has no verificationMaterial")
@@ -366,6 +376,88 @@ class CosignKeylessVerifier:
                 statement = check_statement(payload_type, body, subject)
                 return Proof(signer, origin, statement)
         raise VerificationFailure("the DSSE signature does not verify with its certificate")
+
+
+class SigstoreBundles:
+    """Sigstore bundles verified by the `sigstore` package against a trusted_root.json.
+
+    sigstore checks what the manual path does not: the certificate's SCT against the CT log
+    keys, the Merkle inclusion proof and the log's signed checkpoint. Identity and issuer are
+    still the policy's rules (exact or pattern), checked on the certificate sigstore verified.
+    """
+
+    def __init__(self, trusted_root: Path, keyless: CosignKeylessVerifier) -> None:
+        try:
+            from sigstore.models import TrustedRoot
+            from sigstore.verify import Verifier
+        except ImportError as err:
+            raise VerificationFailure(
+                "a trusted_root needs the sigstore package: pip install 'regtopo[sigstore]'"
+            ) from err
+        try:
+            self.verifier = Verifier(trusted_root=TrustedRoot.from_file(str(trusted_root)))
+        except Exception as err:  # sigstore raises several types for a malformed root
+            raise VerificationFailure(f"reading trusted root {trusted_root}: {err}") from err
+        self.keyless = keyless
+
+    def verify(self, bundle: dict[str, Any], subject: Digest, origin: str) -> Proof:
+        from sigstore.errors import Error as SigstoreError
+        from sigstore.models import Bundle
+
+        keyless = self.keyless
+
+        class _Policy:
+            # sigstore's VerificationPolicy protocol: raise to refuse the certificate.
+            def verify(self, cert: x509.Certificate) -> None:
+                from sigstore.errors import VerificationError
+
+                try:
+                    keyless.check_identity(cert)
+                except VerificationFailure as err:
+                    raise VerificationError(err.reason) from err
+
+        try:
+            parsed = Bundle.from_json(json.dumps(bundle))
+            payload_type, body = self.verifier.verify_dsse(parsed, _Policy())
+        except SigstoreError as err:
+            # The first line names the failure; pydantic's details follow on later lines.
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise VerificationFailure(f"sigstore refused the bundle: {first}") from err
+        except ValueError as err:
+            raise VerificationFailure(f"sigstore cannot read the bundle: {err}") from err
+        signer = keyless.check_identity(parsed.signing_certificate)
+        statement = check_statement(payload_type, body, subject)
+        return Proof(f"{signer}, verified by sigstore", origin, statement)
+
+
+def read_trusted_root(path: Path) -> tuple[list[x509.Certificate], list[NamedKey]]:
+    """Fulcio certificates and Rekor keys of a Sigstore trusted_root.json (for `.sig` layers)."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:
+        raise VerificationFailure(f"reading trusted root {path}: {err}") from err
+    certificates: list[x509.Certificate] = []
+    for authority in document.get("certificateAuthorities") or []:
+        for entry in (authority.get("certChain") or {}).get("certificates") or []:
+            raw = b64decode(str(entry.get("rawBytes", "")), what="a trusted root certificate")
+            certificates.append(load_der_certificate(raw, what="a trusted root certificate"))
+    keys: list[NamedKey] = []
+    for index, log in enumerate(document.get("tlogs") or []):
+        raw = b64decode(str((log.get("publicKey") or {}).get("rawBytes", "")), what="a log key")
+        try:
+            key = serialization.load_der_public_key(raw)
+        except ValueError as err:
+            raise VerificationFailure(f"reading trusted root {path}: tlog {index} key") from err
+        if not isinstance(
+            key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+        ):
+            raise VerificationFailure(f"reading trusted root {path}: tlog {index} key type")
+        keys.append(NamedKey(f"{path.name} tlog {log.get('baseUrl') or index}", key))
+    if not certificates or not keys:
+        raise VerificationFailure(
+            f"reading trusted root {path}: it needs certificateAuthorities and tlogs"
+        )
+    return certificates, keys
 
 
 class NotationVerifier:

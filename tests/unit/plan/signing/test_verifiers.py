@@ -470,3 +470,97 @@ def test_an_ecdsa_signature_of_other_data_does_not_verify() -> None:
 
     assert verify_signature(named.key, s.sign(key, b"data"), b"data")
     assert not verify_signature(named.key, s.sign(key, b"data"), b"datA")
+
+
+# --- new-format bundles through the sigstore package ---------------------------------------------
+
+
+@pytest.fixture
+def sigstore_trust(tmp_path: Path) -> tuple[s.TestCA, s.TestRekor, s.TestCTLog, Path]:
+    pytest.importorskip("sigstore")
+    ca, rekor, ct = s.TestCA("test fulcio"), s.TestRekor(), s.TestCTLog()
+    path = tmp_path / "trusted_root.json"
+    path.write_bytes(s.trusted_root(ca, rekor, ct))
+    return ca, rekor, ct, path
+
+
+def sigstore_verifier(ca: s.TestCA, root: Path, identity: str = EMAIL) -> CosignKeylessVerifier:
+    return CosignKeylessVerifier([ca.certificate], [], [IdentityRule(exact=identity)], ISSUER, root)
+
+
+def test_a_bundle_with_sct_and_inclusion_proof_verifies_through_sigstore(
+    sigstore_trust: tuple[s.TestCA, s.TestRekor, s.TestCTLog, Path],
+) -> None:
+    ca, rekor, ct, root = sigstore_trust
+    bundle = s.sigstore_bundle(ca, rekor, ct, str(SUBJECT), email=EMAIL, issuer=ISSUER)
+
+    proof = sigstore_verifier(ca, root).verify(attachment(bundle, s.BUNDLE_V03, tag=None), SUBJECT)
+
+    assert proof.signer == f"identity {EMAIL} (issuer {ISSUER}), verified by sigstore"
+    assert proof.predicate_type == s.COSIGN_SIGN_PREDICATE
+
+
+def test_sigstore_refuses_a_certificate_whose_sct_another_ct_log_signed(
+    sigstore_trust: tuple[s.TestCA, s.TestRekor, s.TestCTLog, Path],
+) -> None:
+    ca, rekor, _, root = sigstore_trust
+    bundle = s.sigstore_bundle(ca, rekor, s.TestCTLog(), str(SUBJECT), email=EMAIL, issuer=ISSUER)
+
+    with pytest.raises(VerificationFailure) as failure:
+        sigstore_verifier(ca, root).verify(attachment(bundle, s.BUNDLE_V03, tag=None), SUBJECT)
+
+    assert failure.value.reason.startswith("sigstore refused the bundle: failed to verify SCT")
+
+
+def test_sigstore_refuses_an_inclusion_proof_that_does_not_match_the_checkpoint(
+    sigstore_trust: tuple[s.TestCA, s.TestRekor, s.TestCTLog, Path],
+) -> None:
+    ca, rekor, ct, root = sigstore_trust
+    bundle = json.loads(s.sigstore_bundle(ca, rekor, ct, str(SUBJECT), email=EMAIL, issuer=ISSUER))
+    proof = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    proof["rootHash"] = s.b64(b"\x01" * 32)
+
+    with pytest.raises(VerificationFailure) as failure:
+        sigstore_verifier(ca, root).verify(
+            attachment(json.dumps(bundle).encode(), s.BUNDLE_V03, tag=None), SUBJECT
+        )
+
+    assert failure.value.reason.startswith(
+        "sigstore refused the bundle: invalid log entry: inclusion proof contains invalid root hash"
+    )
+
+
+def test_sigstore_refuses_a_checkpoint_signed_by_another_log(
+    sigstore_trust: tuple[s.TestCA, s.TestRekor, s.TestCTLog, Path],
+) -> None:
+    ca, rekor, ct, root = sigstore_trust
+    bundle = json.loads(s.sigstore_bundle(ca, rekor, ct, str(SUBJECT), email=EMAIL, issuer=ISSUER))
+    proof = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    proof["checkpoint"]["envelope"] = s.checkpoint(s.TestRekor(), s.b64decode(proof["rootHash"]), 1)
+
+    with pytest.raises(VerificationFailure) as failure:
+        sigstore_verifier(ca, root).verify(
+            attachment(json.dumps(bundle).encode(), s.BUNDLE_V03, tag=None), SUBJECT
+        )
+
+    assert failure.value.reason == (
+        "sigstore refused the bundle: invalid log entry: checkpoint: Signature not found for "
+        f"log ID {rekor.log_id}"
+    )
+
+
+def test_sigstore_verification_still_applies_the_policy_identity(
+    sigstore_trust: tuple[s.TestCA, s.TestRekor, s.TestCTLog, Path],
+) -> None:
+    ca, rekor, ct, root = sigstore_trust
+    bundle = s.sigstore_bundle(ca, rekor, ct, str(SUBJECT), email=EMAIL, issuer=ISSUER)
+
+    with pytest.raises(VerificationFailure) as failure:
+        sigstore_verifier(ca, root, "someone@example.test").verify(
+            attachment(bundle, s.BUNDLE_V03, tag=None), SUBJECT
+        )
+
+    assert failure.value.reason == (
+        f"sigstore refused the bundle: the certificate's identity {EMAIL} does not match "
+        "someone@example.test"
+    )
