@@ -670,3 +670,58 @@ def test_a_trusted_root_alone_verifies_legacy_signatures_and_sigstore_bundles(
     assert actions["unlogged"].reason.endswith(
         "sigstore refused the bundle: failed to load bundle: 1 validation error for Bundle"
     )
+
+
+def test_a_notation_sbom_requirement_needs_the_sbom_itself_signed_and_copies_its_signature(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    root = s.TestCA("notation root")
+    (tmp_path / "root.pem").write_bytes(root.pem)
+    digests = {t: push_random_image(origin, "app", t) for t in ("signed-sbom", "unsigned-sbom")}
+    cyclonedx = "application/vnd.cyclonedx+json"
+
+    def notation_sign(pusher: s.Pusher, subject: dict[str, Any]) -> None:
+        key = s.ec_key()
+        leaf = root.issue(key, subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ci")]))
+        envelope = s.notation_jws(key, [leaf, root.certificate], subject)
+        pusher.referrer(subject, s.NOTATION_SIGNATURE, [(envelope, s.JWS)])
+
+    sboms: dict[str, dict[str, Any]] = {}
+    with s.Pusher(origin, "app") as pusher:
+        for tag, digest in digests.items():
+            subject = pusher.descriptor(digest)
+            notation_sign(pusher, subject)
+            sboms[tag] = pusher.referrer(
+                subject, cyclonedx, [(json.dumps({"bomFormat": "CycloneDX"}).encode(), cyclonedx)]
+            )
+        notation_sign(pusher, {k: sboms["signed-sbom"][k] for k in ("mediaType", "digest", "size")})
+    policies = """\
+    - name: notary
+      kind: notation
+      roots: [root.pem]
+      requirements: {sbom: {format: cyclonedx}}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["notary"])
+
+    plan, session = plan_for(path)
+    actions = by_tag(plan)
+
+    assert actions["signed-sbom"].kind is ActionKind.COPY
+    assert actions["unsigned-sbom"].kind is ActionKind.BLOCKED
+    unsigned = Digest.parse(sboms["unsigned-sbom"]["digest"])
+    assert actions["unsigned-sbom"].reason == (
+        "policy 'notary' not satisfied: no signed CycloneDX SBOM found (CycloneDX SBOM referrer "
+        f"{unsigned.short}: it carries no notation signature)"
+    )
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert report.results[0].outcome is Outcome.DONE
+    assert report.results[0].verification[0] == (
+        "at the target: policy 'notary' satisfied: signed by certificate CN=ci (referrer "
+        f"{report.results[0].verification[0].split('(referrer ')[1].split(' ')[0]} "
+        f"({s.JWS})); CycloneDX SBOM referrer {Digest.parse(sboms['signed-sbom']['digest']).short} "
+        "signed by certificate CN=ci"
+    )
+    sbom_fallback = sboms["signed-sbom"]["digest"].replace(":", "-")
+    assert head(mirror, "app", sbom_fallback) == head(origin, "app", sbom_fallback)

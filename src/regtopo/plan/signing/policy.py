@@ -177,7 +177,8 @@ class Policy:
         for proof in proofs:
             if proof.statement is None or proof.predicate_type == COSIGN_SIGN_PREDICATE:
                 return proof
-        return "; ".join(failures) or f"{carrier.origin} is not signed"
+        kind = "notation" if self.spec.kind == "notation" else "cosign"
+        return "; ".join(failures) or f"it carries no {kind} signature"
 
     def _attached_statements(
         self, found: Attachments, repository: Repository, source: SignatureSource

@@ -522,8 +522,12 @@ class NotationVerifier:
             for c in chain_b64
         ]
         leaf = chain[0]
-        signing_time = _signing_time(headers)
-        verify_chain(leaf, chain[1:], self.roots, at=signing_time, code_signing=False)
+        # The signing time in the header is the signer's claim, not an authentic timestamp:
+        # without a timestamp countersignature the certificate must be valid now (as notation
+        # verifies). The claim is still parsed so that a malformed one is refused.
+        _signing_time(headers)
+        now = datetime.now(UTC)
+        verify_chain(leaf, chain[1:], self.roots, at=now, code_signing=False)
         if self.identities:
             name = subject_name(leaf)
             if not any(rule.matches(name) for rule in self.identities):
