@@ -84,10 +84,6 @@ def b64decode(value: str, *, what: str) -> bytes:
         raise VerificationFailure(f"{what} is not base64") from err
 
 
-def _ec_hash(key: ec.EllipticCurvePublicKey, algorithm: hashes.HashAlgorithm | None) -> Any:
-    return ec.ECDSA(algorithm or hashes.SHA256())
-
-
 def verify_signature(
     key: PublicKey,
     signature: bytes,
@@ -115,12 +111,12 @@ def verify_signature(
             key.verify(signature, data, scheme, chosen)
         else:
             try:
-                key.verify(signature, data, _ec_hash(key, chosen))
+                key.verify(signature, data, ec.ECDSA(chosen))
             except InvalidSignature:
                 raw = _raw_to_der(key, signature)
                 if raw is None:
                     raise
-                key.verify(raw, data, _ec_hash(key, chosen))
+                key.verify(raw, data, ec.ECDSA(chosen))
         return True
     except InvalidSignature:
         return False

@@ -356,7 +356,3 @@ class CachingSource:
                 k for k in self._cache if k[:2] == (repository.registry_id, repository.name)
             ]:
                 del self._cache[key]
-
-
-def describe(results: Sequence[PolicyResult]) -> str:
-    return "; ".join(str(r) for r in results)
