@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from regtopo.apply.copy import CopyEngine, CopyStats
 from regtopo.apply.referrers import ReferrerCopier
+from regtopo.apply.signing import SignatureFollower, replication_of
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.plan.actions import Action, ActionKind, Plan
@@ -40,6 +41,8 @@ class ActionResult:
     message: str = ""
     seconds: float = 0.0
     stats: CopyStats = field(default_factory=CopyStats)
+    #: the signing policies checked again at the target after the copy
+    verification: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +81,7 @@ class Executor:
         self.on_result = on_result
         self.engine = CopyEngine(blob_workers=max(4, parallelism))
         self.referrers = ReferrerCopier(self.engine)
+        self.signatures = SignatureFollower(session, self.engine)
         self._failed_targets: set[tuple[str, str, str]] = set()
         self._stop = False
 
@@ -128,13 +132,36 @@ class Executor:
         started = time.monotonic()
         try:
             outcome, stats = self._execute(action)
-            return ActionResult(action, outcome, seconds=time.monotonic() - started, stats=stats)
+            result = ActionResult(action, outcome, seconds=time.monotonic() - started, stats=stats)
+            self._verify_at_target(result)
+            result.seconds = time.monotonic() - started
+            return result
         except StaleActionError as err:
             return ActionResult(action, Outcome.STALE, err.message, time.monotonic() - started)
         except RegtopoError as err:
             return ActionResult(
                 action, Outcome.FAILED, err.diagnostics(), time.monotonic() - started
             )
+
+    def _verify_at_target(self, result: ActionResult) -> None:
+        """Copy the signature material and check the replication's policies at the target."""
+        action = result.action
+        replication = replication_of(self.session, action)
+        if replication is None or not replication.verify or action.content is None:
+            return
+        source = self.session.repository(action.source.registry, action.source.repository)
+        target = self.session.repository(action.target.registry, action.target.repository)
+        checked = self.signatures.follow(
+            replication, source, target, Digest.parse(action.content.digest)
+        )
+        result.stats.add(
+            manifests_pushed=checked.stats.manifests_pushed, bytes_sent=checked.stats.bytes_sent
+        )
+        result.verification = [f"at the target: {r}" for r in checked.results] + checked.notes
+        failed = checked.failed
+        if failed and replication.enforce == "block":
+            result.outcome = Outcome.FAILED
+            result.message = "verifying at the target: " + "; ".join(str(r) for r in failed)
 
     def _execute(self, action: Action) -> tuple[Outcome, CopyStats]:
         assert action.content is not None

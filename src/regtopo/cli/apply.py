@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from regtopo.apply.executor import ActionResult, ApplyReport, Executor
 from regtopo.cli.plan import ShardOption, TargetOption, check_targets, make_plan
 from regtopo.plan.actions import (
+    ActionKind,
     Plan,
     PlanFileError,
     Shard,
@@ -132,9 +133,13 @@ def register(app: typer.Typer) -> None:
             plan, session = open_plan_file(topology, target, shard)
         else:
             plan, session, _ = make_plan(topology, target, shard)
+        blocked = plan.counts().get(ActionKind.BLOCKED, 0)
         try:
             emit(plan_text(plan, show_in_sync=False))
             if not plan.changes:
+                if blocked:
+                    typer.echo(f"{blocked} tag(s) blocked by signing policies.", err=True)
+                    raise typer.Exit(1)
                 return
             if not saved:
                 confirm(auto_approve)
@@ -147,5 +152,8 @@ def register(app: typer.Typer) -> None:
             emit(render_report(report))
         finally:
             session.close()
-        if report.failed:
+        if blocked:
+            # A tag a signing policy blocked is a failure to reach the declared state.
+            typer.echo(f"{blocked} tag(s) blocked by signing policies.", err=True)
+        if report.failed or blocked:
             raise typer.Exit(1)

@@ -94,9 +94,9 @@ def root(
 
 
 def _register() -> None:
-    from regtopo.cli import apply, drift, plan, validate
+    from regtopo.cli import apply, drift, export, plan, validate, verify
 
-    for module in (validate, plan, apply, drift):
+    for module in (validate, plan, apply, drift, verify, export):
         module.register(app)
 
 

@@ -32,6 +32,7 @@ class ActionKind(StrEnum):
     COPY_REFERRERS = "copy-referrers"  # subject in sync, some of its referrers missing
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # cannot or will not be done, with the reason
+    BLOCKED = "blocked"  # a signing requirement is not met; `policy` names it
 
 
 CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG, ActionKind.COPY_REFERRERS})
@@ -114,6 +115,11 @@ class Action(BaseModel):
     manifests_to_send: int = 0
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = Field("", description="why the kind was chosen, in words")
+    policy: str | None = Field(None, description="blocked: the signing policy that failed")
+    warnings: list[str] = Field(default_factory=list, description="e.g. a failed `warn` policy")
+    verified: list[str] = Field(
+        default_factory=list, description="signing policies the source digest satisfied"
+    )
     referrers: list[ReferrerRef] = Field(
         default_factory=list,
         description="referrers to bring along, subjects before the referrers that name them",
@@ -122,7 +128,7 @@ class Action(BaseModel):
     @computed_field(description="what the target tag points at once applied")  # type: ignore[prop-decorator]
     @property
     def target_digest_after(self) -> str | None:
-        if self.kind is ActionKind.SKIPPED or self.content is None:
+        if self.kind in (ActionKind.SKIPPED, ActionKind.BLOCKED) or self.content is None:
             return self.target_digest_before
         return self.content.digest
 
@@ -182,6 +188,7 @@ class Plan(BaseModel):
             "in_sync": counts.get(ActionKind.IN_SYNC, 0),
             "skipped": counts.get(ActionKind.SKIPPED, 0),
             "referrers": sum(len(a.referrers_to_copy) for a in self.actions if a.is_change),
+            "blocked": counts.get(ActionKind.BLOCKED, 0),
             "bytes_to_send": self.bytes_to_send(),
         }
 

@@ -20,6 +20,7 @@ from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer
 from regtopo.plan.referrers import ReferrerPlanner
 from regtopo.plan.session import Session
+from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.registry.store import Repository
 from regtopo.topology.graph import replication_order
 from regtopo.topology.loader import LoadedTopology
@@ -75,6 +76,7 @@ class Planner:
         self.observer = Observer()
         self.referrers = ReferrerPlanner(self.observer)
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
+        self.policies = PolicySet(loaded.topology, loaded.path.resolve().parent)
 
     def plan(self, only: set[str] | None = None) -> Plan:
         """Plan every replication, or only the named ones and the upstream hops they read."""
@@ -199,6 +201,20 @@ class Planner:
                 **base,
             )
 
+        verdict = self._verify(replication, origin, digest, target_ref)
+        if isinstance(verdict, PolicyResult):
+            return Action(
+                kind=ActionKind.BLOCKED,
+                content=content,
+                target_digest_before=before,
+                hop=hop,
+                policy=verdict.policy,
+                reason=str(verdict),
+                **base,
+            )
+        verified, warnings = verdict
+        base = {**base, "verified": verified, "warnings": warnings}
+
         if self.observer.manifest_present(target, digest):
             referrers = self.referrers.plan(
                 origin,
@@ -243,6 +259,29 @@ class Planner:
             referrers=referrers.found,
             **base,
         )
+
+    def _verify(
+        self, replication: ReplicationSpec, origin: Repository, digest: Digest, target: TagRef
+    ) -> PolicyResult | tuple[list[str], list[str]]:
+        """The replication's signing policies on the digest about to be copied.
+
+        Returns the failed result when an `enforce: block` policy fails, else the names of the
+        policies that held and a warning per failed `enforce: warn` policy.
+        """
+        if not replication.verify:
+            return [], []
+        verified: list[str] = []
+        warnings: list[str] = []
+        for result in self.policies.evaluate(replication, origin, digest):
+            if result.ok:
+                verified.append(result.policy)
+            elif replication.enforce == "block":
+                # Later hops must not read this digest as if it had been copied.
+                self.planned.pop((target.registry, target.repository, target.tag), None)
+                return result
+            else:
+                warnings.append(str(result))
+        return verified, warnings
 
 
 def _by_hop(

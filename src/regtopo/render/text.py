@@ -22,6 +22,7 @@ SYMBOLS = {
     ActionKind.COPY_REFERRERS: "&",
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
+    ActionKind.BLOCKED: "x",
 }
 STYLES = {
     ActionKind.COPY: "green",
@@ -29,13 +30,15 @@ STYLES = {
     ActionKind.COPY_REFERRERS: "cyan",
     ActionKind.IN_SYNC: "dim",
     ActionKind.SKIPPED: "red",
+    ActionKind.BLOCKED: "bold red",
 }
 ORDER = {
     ActionKind.COPY: 0,
     ActionKind.RETAG: 1,
     ActionKind.COPY_REFERRERS: 2,
-    ActionKind.SKIPPED: 3,
-    ActionKind.IN_SYNC: 4,
+    ActionKind.BLOCKED: 3,
+    ActionKind.SKIPPED: 4,
+    ActionKind.IN_SYNC: 5,
 }
 
 
@@ -105,10 +108,12 @@ def action_details(action: Action) -> list[str]:
     replaces = action.is_change and action.kind is not ActionKind.COPY_REFERRERS
     if action.target_digest_before and replaces:
         details.append(f"replaces {short(action.target_digest_before)}")
-    if action.kind is ActionKind.SKIPPED or (
+    if action.kind in (ActionKind.SKIPPED, ActionKind.BLOCKED) or (
         action.reason and action.kind in (ActionKind.RETAG, ActionKind.COPY_REFERRERS)
     ):
         details.append(action.reason)
+    if action.verified:
+        details.append(f"verified: {', '.join(action.verified)}")
     if action.hop:
         details.append(f"hop {action.hop + 1}")
     details.append(f"by {action.replication}" + (f" ({action.rule})" if action.rule else ""))
@@ -122,6 +127,8 @@ def action_text(action: Action) -> Text:
     if action.source.repository_key != action.target.repository_key:
         line.append(f"  <- {action.source}")
     line.append("\n      " + "; ".join(action_details(action)), style="dim")
+    for warning in action.warnings:
+        line.append(f"\n      warning: {warning}", style="yellow")
     if action.is_change:
         for referrer in render_referrers(action):
             line.append("\n" + referrer, style="dim")
@@ -134,17 +141,17 @@ def sorted_actions(actions: list[Action]) -> list[Action]:
 
 def summary_line(plan: Plan) -> str:
     summary = plan.summary()
+    blocked = f", {summary['blocked']} blocked" if summary["blocked"] else ""
     if not plan.changes:
-        return f"No changes. {summary['in_sync']} in sync" + (
-            f", {summary['skipped']} skipped." if summary["skipped"] else "."
-        )
+        skipped = f", {summary['skipped']} skipped" if summary["skipped"] else ""
+        return f"No changes. {summary['in_sync']} in sync{skipped}{blocked}."
     referrers = ""
     if summary["copy_referrers"]:
         referrers += f"{summary['copy_referrers']} to complete with referrers, "
     tail = f"{summary['referrers']} referrer(s) to bring along; " if summary["referrers"] else ""
     return (
         f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, {referrers}"
-        f"{summary['in_sync']} in sync, {summary['skipped']} skipped; {tail}"
+        f"{summary['in_sync']} in sync, {summary['skipped']} skipped{blocked}; {tail}"
         f"{human_bytes(summary['bytes_to_send'])} to send."
     )
 
@@ -202,15 +209,16 @@ def drift_text(report: DriftReport) -> Text:
 
 def render_result(result: ActionResult) -> str:
     action = result.action
+    checks = "".join(f"\n    {line}" for line in result.verification)
     if result.outcome is Outcome.DONE:
         sent = result.stats.bytes_sent
         extra = f", {human_bytes(sent)} sent" if sent else ""
         if result.stats.referrers_copied:
             extra += f", {result.stats.referrers_copied} referrer(s) copied"
-        return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}"
+        return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}{checks}"
     if result.outcome is Outcome.UNCHANGED:
-        return f"{action.kind.value} {action.target}: already as planned"
-    return f"{action.kind.value} {action.target}: {result.outcome.value}: {result.message}"
+        return f"{action.kind.value} {action.target}: already as planned{checks}"
+    return f"{action.kind.value} {action.target}: {result.outcome.value}: {result.message}{checks}"
 
 
 def render_report(report: ApplyReport) -> str:

@@ -7,7 +7,7 @@ Schema generated from these models.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -120,6 +120,12 @@ class ReplicationSpec(Model):
         description="what comes along with each tag: `all`, `none`, or a list of `signatures`, "
         "`sboms`, `attestations` and artifact types such as `application/vnd.example+json`",
     )
+    verify: list[str] = Field(
+        default_factory=list, description="signing policies the source digest must satisfy"
+    )
+    enforce: Literal["block", "warn"] = Field(
+        "block", description="block: a failing tag is not copied; warn: copied with a warning"
+    )
 
     @field_validator("source", mode="before")
     @classmethod
@@ -158,9 +164,85 @@ class ReplicationSpec(Model):
         return self.name or str(self.source)
 
 
+class IdentitySpec(Model):
+    """A signer identity: the certificate SAN (keyless) or subject DN (notation)."""
+
+    subject: str | None = Field(None, description="the identity, exactly")
+    subject_regex: str | None = Field(None, description="a regular expression it must match fully")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> IdentitySpec:
+        if (self.subject is None) == (self.subject_regex is None):
+            raise ValueError("an identity needs exactly one of 'subject' or 'subject_regex'")
+        if self.subject_regex is not None:
+            try:
+                re.compile(self.subject_regex)
+            except re.error as err:
+                raise ValueError(f"subject_regex is not a regular expression: {err}") from err
+        return self
+
+
+class SbomRequirement(Model):
+    format: Literal["cyclonedx", "spdx"]
+
+
+class ProvenanceRequirement(Model):
+    builder: str | None = Field(None, description="the SLSA builder id, exactly")
+    builder_regex: str | None = Field(None, description="a regular expression for the builder id")
+
+
+class RequirementsSpec(Model):
+    sbom: SbomRequirement | None = Field(None, description="an SBOM of this format, signed")
+    provenance: ProvenanceRequirement | None = Field(
+        None, description="a signed in-toto statement with a SLSA provenance predicate"
+    )
+
+
+class PolicySpec(Model):
+    """Who must have signed: a cosign key, a keyless identity, or a notation trust store."""
+
+    name: str = Field(pattern=_NAME)
+    kind: Literal["cosign-key", "cosign-keyless", "notation"]
+    keys: list[str] = Field(default_factory=list, description="cosign-key: PEM public key files")
+    roots: list[str] = Field(
+        default_factory=list,
+        description="cosign-keyless: Fulcio root/intermediate PEM files; notation: trust store",
+    )
+    rekor_keys: list[str] = Field(
+        default_factory=list, description="cosign-keyless: Rekor public key PEM files"
+    )
+    trusted_root: str | None = Field(
+        None,
+        description="cosign-keyless: a Sigstore trusted_root.json (instead of roots and "
+        "rekor_keys); bundles are then verified by the sigstore package",
+    )
+    identities: list[IdentitySpec] = Field(default_factory=list)
+    issuer: str | None = Field(None, description="cosign-keyless: the OIDC issuer, exactly")
+    requirements: RequirementsSpec = Field(default_factory=RequirementsSpec)
+
+    @model_validator(mode="after")
+    def _material(self) -> PolicySpec:
+        needs = {
+            "cosign-key": ["keys"],
+            "cosign-keyless": ["roots", "rekor_keys", "identities", "issuer"],
+            "notation": ["roots"],
+        }[self.kind]
+        if self.kind == "cosign-keyless" and self.trusted_root is not None:
+            needs = ["identities", "issuer"]
+        missing = [f for f in needs if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.kind} policy needs {', '.join(repr(m) for m in missing)}")
+        return self
+
+
+class SigningSpec(Model):
+    policies: list[PolicySpec] = Field(default_factory=list)
+
+
 class Topology(Model):
     """The whole file."""
 
     version: int = Field(1, description="format version of this file")
     registries: dict[Annotated[str, Field(pattern=_NAME)], RegistrySpec] = Field(min_length=1)
     replications: list[ReplicationSpec] = Field(default_factory=list)
+    signing: SigningSpec | None = None

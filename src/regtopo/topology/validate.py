@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regtopo.topology import graph as topology_graph
@@ -56,8 +58,45 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                     )
                 writers.setdefault(key, (index, source))
 
+    _check_signing(loaded, problem)
+
     if not problems:
         for cycle in topology_graph.tag_cycles(topology_graph.build(topology)):
             names = " -> ".join(f"{r}/{repo}" for r, repo in cycle + cycle[:1])
             problem(("replications",), f"replication cycle: {names}")
     return problems
+
+
+def _check_signing(
+    loaded: LoadedTopology, problem: Callable[[tuple[object, ...], str], None]
+) -> None:
+    """Policy names are unique, replications name known policies, trust files exist."""
+    topology = loaded.topology
+    policies = topology.signing.policies if topology.signing else []
+    names: set[str] = set()
+    for index, policy in enumerate(policies):
+        where = ("signing", "policies", index)
+        if policy.name in names:
+            problem((*where, "name"), f"policy {policy.name!r} is defined twice")
+        names.add(policy.name)
+        files: list[tuple[tuple[object, ...], str, str]] = [
+            ((*where, field, i), field[:-1].replace("_", " "), name)
+            for field in ("keys", "roots", "rekor_keys")
+            for i, name in enumerate(getattr(policy, field))
+        ]
+        if policy.trusted_root is not None:
+            files.append(((*where, "trusted_root"), "trusted root", policy.trusted_root))
+        for location, what, name in files:
+            path = Path(name)
+            if not path.is_absolute():
+                path = loaded.path.resolve().parent / path
+            if not path.is_file():
+                problem(location, f"{what} file {name} does not exist")
+    for index, replication in enumerate(topology.replications):
+        for i, name in enumerate(replication.verify):
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none defined under signing.policies"
+                problem(
+                    ("replications", index, "verify", i),
+                    f"unknown policy {name!r}; expected one of: {known}",
+                )

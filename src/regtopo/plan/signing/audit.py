@@ -1,0 +1,85 @@
+"""`regtopo verify`: what is at the targets (or one registry), checked against the policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from regtopo.plan.session import Session
+from regtopo.plan.signing.policy import PolicyResult, PolicySet
+from regtopo.topology.loader import LoadedTopology
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One tag of one repository, and the policies checked on the digest it points at."""
+
+    registry: str
+    repository: str
+    tag: str
+    digest: str | None  # None: the tag is absent
+    results: tuple[PolicyResult, ...] = ()
+
+    @property
+    def reference(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+    @property
+    def failed(self) -> bool:
+        return any(not r.ok for r in self.results)
+
+
+def audit(
+    loaded: LoadedTopology, session: Session, registry: str | None = None
+) -> list[AuditEntry]:
+    """Every tag a replication with `verify` writes; with `registry`, every such tag there.
+
+    With a registry named, its source repositories are audited too: a registry that feeds
+    others is where unsigned content should be caught first.
+    """
+    topology = loaded.topology
+    policies = PolicySet(topology, loaded.path.resolve().parent)
+    entries: list[AuditEntry] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for replication in topology.replications:
+        if not replication.verify:
+            continue
+        places = list(replication.targets)
+        if registry is not None:
+            places = [p for p in [replication.source, *places] if p.registry == registry]
+        for place in places:
+            repository = session.repository(place.registry, place.repository)
+            for tag in replication.tags:
+                key = (place.registry, place.repository, tag, replication.label)
+                if key in seen:
+                    continue
+                seen.add(key)
+                head = repository.head_manifest(tag)
+                if head is None:
+                    entries.append(AuditEntry(place.registry, place.repository, tag, None))
+                    continue
+                results = policies.evaluate(replication, repository, head.digest)
+                entries.append(
+                    AuditEntry(
+                        place.registry, place.repository, tag, str(head.digest), tuple(results)
+                    )
+                )
+    return entries
+
+
+def render_audit(entries: list[AuditEntry]) -> str:
+    lines: list[str] = []
+    for entry in entries:
+        if entry.digest is None:
+            lines.append(f"  ? {entry.reference}: absent")
+            continue
+        mark = "FAIL" if entry.failed else "ok"
+        lines.append(f"  {mark:<4} {entry.reference} {entry.digest[:19]}")
+        lines += [f"       {result}" for result in entry.results]
+    failed = sum(1 for e in entries if e.failed)
+    absent = sum(1 for e in entries if e.digest is None)
+    passed = len(entries) - failed - absent
+    lines.append("")
+    lines.append(
+        f"Verified {len(entries)} tags: {passed} satisfied, {failed} failed, {absent} absent."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""Finding the signature material attached to a subject: cosign tags and referrers.
+
+TODO(#3): this is the signing module's own small discovery; swap `RegistrySignatureSource`
+for the shared referrer model once it lands, behind the same `SignatureSource` protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from regtopo.errors import RegtopoError
+from regtopo.oci.descriptor import Descriptor
+from regtopo.oci.digest import Digest, DigestVerifier
+from regtopo.oci.manifest import Manifest
+from regtopo.oci.reference import fallback_tag
+from regtopo.registry.store import Repository
+
+log = logging.getLogger(__name__)
+
+#: cosign's tag suffixes (`sha256-<hex>.sig` ...) [cosign `pkg/oci/remote/options.go`]
+COSIGN_SUFFIXES = ("sig", "att", "sbom")
+
+#: signature envelopes and payloads are small; a larger blob is not read into memory
+MAX_ATTACHMENT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """A manifest that carries attachments, and the tag it was found under (None: a referrer)."""
+
+    manifest: Manifest
+    tag: str | None
+
+    @property
+    def origin(self) -> str:
+        return f"tag {self.tag}" if self.tag else f"referrer {self.manifest.digest.short}"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One layer of a carrier: an envelope, a signature payload or an SBOM, with its bytes."""
+
+    carrier: Carrier
+    layer: Descriptor
+    content: bytes
+
+    @property
+    def media_type(self) -> str:
+        return self.layer.media_type
+
+    @property
+    def artifact_type(self) -> str | None:
+        return self.carrier.manifest.artifact_type
+
+    @property
+    def origin(self) -> str:
+        return f"{self.carrier.origin} ({self.layer.media_type})"
+
+
+@dataclass
+class Attachments:
+    """Everything found for one subject; `carriers` are what a copy must bring along."""
+
+    subject: Digest
+    items: list[Attachment] = field(default_factory=list)
+    carriers: list[Carrier] = field(default_factory=list)
+    #: the fallback-tag index, when referrers were found through it
+    fallback_index: Manifest | None = None
+
+
+class SignatureSource(Protocol):
+    def attachments(self, repository: Repository, digest: Digest) -> Attachments: ...
+
+
+class RegistrySignatureSource:
+    """Reads cosign's `.sig/.att/.sbom` tags and the referrers (API, else the fallback tag)."""
+
+    def attachments(self, repository: Repository, digest: Digest) -> Attachments:
+        found = Attachments(digest)
+        prefix = f"{digest.algorithm}-{digest.encoded}"
+        for suffix in COSIGN_SUFFIXES:
+            tag = f"{prefix}.{suffix}"
+            manifest = repository.get_manifest(tag)
+            if manifest is not None:
+                self._add(repository, Carrier(manifest, tag), found)
+
+        descriptors = repository.referrers(digest)
+        if descriptors is None:
+            index = repository.get_manifest(fallback_tag(digest))
+            if index is not None and index.kind == "index":
+                found.fallback_index = index
+                descriptors = list(index.children)
+        for descriptor in descriptors or []:
+            manifest = repository.get_manifest(str(descriptor.digest), expected=descriptor.digest)
+            if manifest is None:
+                log.info("%s: referrer %s is listed but missing", repository, descriptor.digest)
+                continue
+            self._add(repository, Carrier(manifest, None), found)
+        return found
+
+    def _add(self, repository: Repository, carrier: Carrier, found: Attachments) -> None:
+        found.carriers.append(carrier)
+        if carrier.manifest.kind != "image":
+            return
+        for layer in carrier.manifest.layers:
+            content = read_blob(repository, layer)
+            if content is not None:
+                found.items.append(Attachment(carrier, layer, content))
+
+
+def read_blob(repository: Repository, descriptor: Descriptor) -> bytes | None:
+    """A small blob's bytes, checked against its digest; None when too large or unreadable."""
+    inline = descriptor.inline_data()
+    if inline is not None:
+        return inline
+    if descriptor.size > MAX_ATTACHMENT_BYTES:
+        log.info(
+            "%s: skipping attachment %s of %d bytes", repository, descriptor.digest, descriptor.size
+        )
+        return None
+    verifier = DigestVerifier(descriptor.digest, descriptor.size, what=f"blob {descriptor.digest}")
+    chunks: list[bytes] = []
+    try:
+        with repository.open_blob(descriptor) as stream:
+            for chunk in stream:
+                verifier.update(chunk)
+                chunks.append(chunk)
+        verifier.finish()
+    except RegtopoError as err:
+        log.warning("%s: reading attachment %s: %s", repository, descriptor.digest, err.message)
+        return None
+    return b"".join(chunks)

@@ -1,0 +1,740 @@
+"""Signing policies against real registries: verify before copying, block or warn, prove after.
+
+Every signature here is made by the test itself in the format the real tool writes
+(tests/support/signing.py) and pushed with its image to a real Distribution registry, which
+has no referrers API: cosign v3 bundles and notation signatures are found through the
+fallback tag, as clients do against such registries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from regtopo.apply.executor import Executor, Outcome
+from regtopo.cli.main import app
+from regtopo.oci.digest import Digest
+from regtopo.plan.actions import ActionKind, Plan
+from regtopo.plan.planner import Planner
+from regtopo.plan.session import Session
+from regtopo.plan.signing.discovery import RegistrySignatureSource
+from regtopo.plan.signing.policy import Policy
+from regtopo.render.text import render_plan
+from regtopo.topology.loader import TopologyError, load
+from regtopo.topology.models import PolicySpec, Topology
+from tests.support import signing as s
+from tests.support.registries import MakeRegistry, Registry, push_random_image
+
+pytestmark = pytest.mark.registry
+
+EMAIL = "release@example.test"
+ISSUER = "https://token.example.test"
+
+
+def write_topology(
+    tmp_path: Path,
+    origin: Registry,
+    mirror: Registry,
+    policies: str,
+    *,
+    tags: list[str],
+    verify: list[str],
+    enforce: str = "block",
+) -> Path:
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        f"""\
+registries:
+  origin: {{host: "http://{origin.host}"}}
+  mirror: {{host: "http://{mirror.host}"}}
+signing:
+  policies:
+{policies}
+replications:
+  - name: app
+    source: origin/app
+    targets: [mirror/app]
+    tags: {json.dumps(tags)}
+    verify: {json.dumps(verify)}
+    enforce: {enforce}
+"""
+    )
+    return path
+
+
+def plan_for(path: Path) -> tuple[Plan, Session]:
+    loaded = load(path)
+    session = Session(loaded.topology, base_dir=path.parent)
+    return Planner(loaded, session).plan(), session
+
+
+def by_tag(plan: Plan) -> dict[str, Any]:
+    return {a.target.tag: a for a in plan.actions}
+
+
+def head(registry: Registry, repository: str, reference: str) -> str | None:
+    response = httpx.head(
+        f"{registry.url}/v2/{repository}/manifests/{reference}",
+        headers={"Accept": f"{s.OCI_MANIFEST}, {s.OCI_INDEX}, {s.DOCKER_MANIFEST}"},
+    )
+    return response.headers.get("docker-content-digest") if response.status_code == 200 else None
+
+
+def referrer_digests(registry: Registry, repository: str, tag: str) -> set[str]:
+    response = httpx.get(
+        f"{registry.url}/v2/{repository}/manifests/{tag}", headers={"Accept": s.OCI_INDEX}
+    )
+    response.raise_for_status()
+    return {entry["digest"] for entry in response.json()["manifests"]}
+
+
+def sign_legacy(pusher: s.Pusher, digest: str, key: s.PrivateKey) -> None:
+    payload = s.simple_signing_payload(digest)
+    signature = s.b64(s.sign(key, payload))
+    pusher.cosign_tag(
+        digest,
+        "sig",
+        [(payload, s.SIMPLESIGNING, {"dev.cosignproject.cosign/signature": signature})],
+    )
+
+
+# --- cosign with a key ----------------------------------------------------------------------------
+
+
+def test_the_real_cosign_signature_verifies_when_read_from_a_registry(
+    registry: Registry, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    folder = fixtures_dir / "cosign-keyed"
+    subject = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00"
+    with s.Pusher(registry, "sample") as pusher:
+        annotations = {
+            "dev.cosignproject.cosign/signature": (folder / "signature.b64").read_text().strip()
+        }
+        pusher.cosign_tag(
+            subject, "sig", [((folder / "payload.json").read_bytes(), s.SIMPLESIGNING, annotations)]
+        )
+    spec = PolicySpec(name="fixture", kind="cosign-key", keys=[str(folder / "cosign.pub")])
+    policy = Policy.load(spec, tmp_path)
+    topology = Topology.model_validate({"registries": {"r": {"host": f"http://{registry.host}"}}})
+    repository = Session(topology, tmp_path).repository("r", "sample")
+
+    result = policy.evaluate(repository, Digest.parse(subject), RegistrySignatureSource())
+
+    assert result.ok
+    assert result.reason == (
+        f"signed by key {folder / 'cosign.pub'} (ECDSA secp256r1) "
+        f"(tag sha256-634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00.sig "
+        f"({s.SIMPLESIGNING}))"
+    )
+
+
+def test_signed_tags_copy_and_unsigned_or_wrongly_signed_tags_are_blocked(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    release, rsa_signer, stranger = s.ec_key(), s.rsa_key(), s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", release)
+    s.write_public_key(tmp_path / "rsa.pub", rsa_signer)
+    digests = {
+        tag: push_random_image(origin, "app", tag)
+        for tag in ("signed", "rsa", "unsigned", "stranger")
+    }
+    with s.Pusher(origin, "app") as pusher:
+        sign_legacy(pusher, digests["signed"], release)
+        sign_legacy(pusher, digests["rsa"], rsa_signer)
+        sign_legacy(pusher, digests["stranger"], stranger)
+    path = write_topology(
+        tmp_path,
+        origin,
+        mirror,
+        "    - {name: release, kind: cosign-key, keys: [release.pub, rsa.pub]}",
+        tags=["signed", "rsa", "unsigned", "stranger"],
+        verify=["release"],
+    )
+
+    plan, session = plan_for(path)
+    actions = by_tag(plan)
+
+    assert actions["signed"].kind is ActionKind.COPY
+    assert actions["signed"].verified == ["release"]
+    assert actions["rsa"].kind is ActionKind.COPY
+    assert actions["unsigned"].kind is ActionKind.BLOCKED
+    assert actions["unsigned"].policy == "release"
+    assert actions["unsigned"].reason == (
+        f"policy 'release' not satisfied: unsigned: no cosign signature found for "
+        f"{digests['unsigned']} (attachments: none)"
+    )
+    assert actions["stranger"].kind is ActionKind.BLOCKED
+    sig_tag = digests["stranger"].replace(":", "-") + ".sig"
+    assert actions["stranger"].reason == (
+        f"policy 'release' not satisfied: no valid signature: tag {sig_tag} ({s.SIMPLESIGNING}): "
+        "the signature does not verify with key release.pub, rsa.pub"
+    )
+    assert plan.summary()["blocked"] == 2
+
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert [r.outcome for r in report.results] == [Outcome.DONE, Outcome.DONE]
+    for result in report.results:
+        assert result.verification[0].startswith(
+            "at the target: policy 'release' satisfied: signed by key"
+        )
+    assert head(mirror, "app", "signed") == digests["signed"]
+    signed_sig = digests["signed"].replace(":", "-") + ".sig"
+    assert head(mirror, "app", signed_sig) == head(origin, "app", signed_sig)
+    assert head(mirror, "app", "unsigned") is None
+    assert head(mirror, "app", "stranger") is None
+
+    # The audit at the targets: what was copied verifies; the blocked tags are absent.
+    runner = CliRunner()
+    audited = runner.invoke(app, ["verify", str(path)])
+    assert audited.exit_code == 0, audited.output
+    assert "Verified 4 tags: 2 satisfied, 0 failed, 2 absent." in audited.output
+
+    # Someone pushes unsigned content straight to the mirror: the audit catches it.
+    intruder = push_random_image(mirror, "app", "unsigned")
+    audited = runner.invoke(app, ["verify", str(path), "--registry", "mirror"])
+    assert audited.exit_code == 1
+    assert f"FAIL mirror/app:unsigned {intruder[:19]}" in audited.output
+    assert f"unsigned: no cosign signature found for {intruder}" in audited.output
+
+
+def test_a_warn_policy_copies_the_unsigned_tag_with_a_warning(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    s.write_public_key(tmp_path / "release.pub", s.ec_key())
+    digest = push_random_image(origin, "app", "unsigned")
+    path = write_topology(
+        tmp_path,
+        origin,
+        mirror,
+        "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+        tags=["unsigned"],
+        verify=["release"],
+        enforce="warn",
+    )
+
+    plan, session = plan_for(path)
+    action = by_tag(plan)["unsigned"]
+
+    assert action.kind is ActionKind.COPY
+    assert action.warnings == [
+        f"policy 'release' not satisfied: unsigned: no cosign signature found for {digest} "
+        "(attachments: none)"
+    ]
+    report = Executor(session).apply(plan)
+    session.close()
+    assert report.results[0].outcome is Outcome.DONE
+    assert (
+        report.results[0]
+        .verification[0]
+        .startswith("at the target: policy 'release' not satisfied")
+    )
+    assert head(mirror, "app", "unsigned") == digest
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["full-entry", "bare-entry-C28"])
+def test_a_cosign_v3_bundle_made_with_a_key_is_found_through_the_fallback_tag(
+    make_registry: MakeRegistry, tmp_path: Path, bare: bool
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    digest = push_random_image(origin, "app", "v3")
+    with s.Pusher(origin, "app") as pusher:
+        subject = pusher.descriptor(digest)
+        pusher.referrer(
+            subject,
+            s.BUNDLE_V03,
+            [(s.key_bundle(key, digest), s.BUNDLE_V03)],
+            {"dev.sigstore.bundle.content": "dsse-envelope"},
+            bare_fallback_entry=bare,
+        )
+    path = write_topology(
+        tmp_path,
+        origin,
+        mirror,
+        "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+        tags=["v3"],
+        verify=["release"],
+    )
+
+    plan, session = plan_for(path)
+    assert by_tag(plan)["v3"].kind is ActionKind.COPY
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert report.results[0].outcome is Outcome.DONE
+    # The target's fallback index is written by merging entries, so compare what it lists.
+    fallback = digest.replace(":", "-")
+    assert referrer_digests(mirror, "app", fallback) == referrer_digests(origin, "app", fallback)
+    assert len(referrer_digests(mirror, "app", fallback)) == 1
+    assert "satisfied: signed by key release.pub" in report.results[0].verification[0]
+
+
+def test_sbom_and_provenance_requirements_are_checked_on_signed_attestations(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    builder = "https://ci.example.test/builder@v1"
+    digests = {
+        t: push_random_image(origin, "app", t)
+        for t in ("complete", "no-sbom", "other-builder", "unsigned-sbom")
+    }
+    with s.Pusher(origin, "app") as pusher:
+        for digest in digests.values():
+            sign_legacy(pusher, digest, key)
+        attest_key = {"unsigned-sbom": s.ec_key()}
+        for tag in ("complete", "other-builder", "unsigned-sbom"):
+            layers = []
+            signer = attest_key.get(tag, key)
+            sbom, _ = s.dsse_envelope(
+                signer,
+                s.statement(digests[tag], "https://cyclonedx.org/bom", {"bomFormat": "CycloneDX"}),
+            )
+            layers.append(
+                (json.dumps(sbom).encode(), s.DSSE, {"predicateType": "https://cyclonedx.org/bom"})
+            )
+            used = builder if tag != "other-builder" else "https://rogue.example.test/builder"
+            provenance, _ = s.dsse_envelope(
+                key,
+                s.statement(
+                    digests[tag],
+                    "https://slsa.dev/provenance/v1",
+                    {"runDetails": {"builder": {"id": used}}},
+                ),
+            )
+            layers.append(
+                (
+                    json.dumps(provenance).encode(),
+                    s.DSSE,
+                    {"predicateType": "https://slsa.dev/provenance/v1"},
+                )
+            )
+            pusher.cosign_tag(digests[tag], "att", layers)
+        provenance, _ = s.dsse_envelope(
+            key,
+            s.statement(
+                digests["no-sbom"],
+                "https://slsa.dev/provenance/v1",
+                {"runDetails": {"builder": {"id": builder}}},
+            ),
+        )
+        pusher.cosign_tag(
+            digests["no-sbom"], "att", [(json.dumps(provenance).encode(), s.DSSE, {})]
+        )
+    policies = f"""\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements:
+        sbom: {{format: cyclonedx}}
+        provenance: {{builder: "{builder}"}}"""
+    path = write_topology(
+        tmp_path, origin, mirror, policies, tags=list(digests), verify=["release"]
+    )
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = by_tag(plan)
+
+    assert actions["complete"].kind is ActionKind.COPY
+    assert actions["no-sbom"].kind is ActionKind.BLOCKED
+    assert (
+        actions["no-sbom"].reason
+        == "policy 'release' not satisfied: no signed CycloneDX SBOM found"
+    )
+    assert actions["other-builder"].kind is ActionKind.BLOCKED
+    assert actions["other-builder"].reason == (
+        "policy 'release' not satisfied: no signed SLSA provenance with a matching builder found "
+        f"(the provenance's builder is https://rogue.example.test/builder, expected {builder})"
+    )
+    assert actions["unsigned-sbom"].kind is ActionKind.BLOCKED
+    assert actions["unsigned-sbom"].reason.startswith(
+        "policy 'release' not satisfied: no signed CycloneDX SBOM found"
+    )
+
+
+# --- keyless --------------------------------------------------------------------------------------
+
+
+def test_keyless_signatures_in_both_layouts_copy_and_another_identity_is_blocked(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    fulcio, rekor = s.TestCA("test fulcio"), s.TestRekor()
+    (tmp_path / "fulcio.pem").write_bytes(fulcio.pem)
+    (tmp_path / "rekor.pub").write_bytes(rekor.pem)
+    digests = {t: push_random_image(origin, "app", t) for t in ("legacy", "bundle", "intruder")}
+    with s.Pusher(origin, "app") as pusher:
+        payload, notes = s.keyless_signature_layer(
+            fulcio, rekor, digests["legacy"], email=EMAIL, issuer=ISSUER
+        )
+        pusher.cosign_tag(digests["legacy"], "sig", [(payload, s.SIMPLESIGNING, notes)])
+        bundle = s.keyless_bundle(fulcio, rekor, digests["bundle"], email=EMAIL, issuer=ISSUER)
+        pusher.referrer(
+            pusher.descriptor(digests["bundle"]), s.BUNDLE_V03, [(bundle, s.BUNDLE_V03)]
+        )
+        payload, notes = s.keyless_signature_layer(
+            fulcio, rekor, digests["intruder"], email="intruder@example.test", issuer=ISSUER
+        )
+        pusher.cosign_tag(digests["intruder"], "sig", [(payload, s.SIMPLESIGNING, notes)])
+    policies = f"""\
+    - name: ci
+      kind: cosign-keyless
+      roots: [fulcio.pem]
+      rekor_keys: [rekor.pub]
+      identities: [{{subject_regex: 'release@example\\.test'}}]
+      issuer: {ISSUER}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["ci"])
+
+    plan, session = plan_for(path)
+    actions = by_tag(plan)
+
+    assert actions["legacy"].kind is ActionKind.COPY
+    assert actions["bundle"].kind is ActionKind.COPY
+    assert actions["intruder"].kind is ActionKind.BLOCKED
+    assert actions["intruder"].reason.endswith(
+        "the certificate's identity intruder@example.test does not match /release@example\\.test/"
+    )
+    report = Executor(session).apply(plan)
+    session.close()
+    assert [r.outcome for r in report.results] == [Outcome.DONE, Outcome.DONE]
+    for result in report.results:
+        assert f"satisfied: signed by identity {EMAIL} (issuer {ISSUER})" in result.verification[0]
+
+
+# --- notation -------------------------------------------------------------------------------------
+
+
+def test_notation_signatures_verify_against_the_trust_store(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    root, other = s.TestCA("notation root"), s.TestCA("other root")
+    (tmp_path / "root.pem").write_bytes(root.pem)
+    digests = {t: push_random_image(origin, "app", t) for t in ("signed", "other-root")}
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "release signer")])
+    with s.Pusher(origin, "app") as pusher:
+        for tag, ca in (("signed", root), ("other-root", other)):
+            subject = pusher.descriptor(digests[tag])
+            key = s.ec_key()
+            leaf = ca.issue(key, subject=name)
+            envelope = s.notation_jws(key, [leaf, ca.certificate], subject)
+            pusher.referrer(subject, s.NOTATION_SIGNATURE, [(envelope, s.JWS)])
+    policies = """\
+    - name: notary
+      kind: notation
+      roots: [root.pem]
+      identities: [{subject: "CN=release signer"}]"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["notary"])
+
+    plan, session = plan_for(path)
+    actions = by_tag(plan)
+
+    assert actions["signed"].kind is ActionKind.COPY
+    assert actions["other-root"].kind is ActionKind.BLOCKED
+    assert "does not lead to a trusted root" in actions["other-root"].reason
+    report = Executor(session).apply(plan)
+    session.close()
+    assert report.results[0].outcome is Outcome.DONE
+    assert "satisfied: signed by certificate CN=release signer" in report.results[0].verification[0]
+
+
+# --- topology and export --------------------------------------------------------------------------
+
+
+def test_policy_mistakes_are_reported_with_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        """\
+registries:
+  origin: {host: "example.test"}
+  mirror: {host: "mirror.example.test"}
+signing:
+  policies:
+    - name: release
+      kind: cosign-key
+      keys: [missing.pub]
+    - name: ci
+      kind: cosign-keyless
+      roots: [missing.pem]
+replications:
+  - source: origin/app
+    targets: [mirror/app]
+    tags: [v1]
+    verify: [release, nobody]
+"""
+    )
+
+    with pytest.raises(TopologyError) as error:
+        load(path)
+
+    assert [str(p) for p in error.value.problems] == [
+        f"{path}:9:7: a cosign-keyless policy needs 'rekor_keys', 'identities', 'issuer'",
+    ]
+
+    path.write_text(
+        path.read_text().replace(
+            "      kind: cosign-keyless\n      roots: [missing.pem]\n",
+            "      kind: cosign-key\n      keys: [missing.pub]\n",
+        )
+    )
+    with pytest.raises(TopologyError) as error:
+        load(path)
+
+    assert [str(p) for p in error.value.problems] == [
+        f"{path}:8:14: key file missing.pub does not exist",
+        f"{path}:11:14: key file missing.pub does not exist",
+        f"{path}:16:23: unknown policy 'nobody'; expected one of: ci, release",
+    ]
+
+
+def test_the_kyverno_export_requires_the_same_signers_at_the_target_registries(
+    tmp_path: Path,
+) -> None:
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    fulcio, rekor = s.TestCA(), s.TestRekor()
+    (tmp_path / "fulcio.pem").write_bytes(fulcio.pem)
+    (tmp_path / "rekor.pub").write_bytes(rekor.pem)
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        f"""\
+registries:
+  hub: {{host: docker.io}}
+  ghcr: {{host: ghcr.io}}
+  local: {{path: ./layout}}
+signing:
+  policies:
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements: {{provenance: {{builder: "https://ci.example.test/b"}}}}
+    - name: ci
+      kind: cosign-keyless
+      roots: [fulcio.pem]
+      rekor_keys: [rekor.pub]
+      identities: [{{subject: {EMAIL}}}]
+      issuer: {ISSUER}
+replications:
+  - name: app
+    source: hub/library/app
+    targets: [ghcr/acme/app, local/app]
+    tags: [v1]
+    verify: [release, ci]
+    enforce: block
+  - name: tools
+    source: hub/library/tools
+    targets: [ghcr/acme/tools]
+    tags: [v1]
+    verify: [ci]
+    enforce: warn
+"""
+    )
+
+    result = CliRunner().invoke(app, ["export", "kyverno", str(path)])
+
+    assert result.exit_code == 0, result.output
+    policy = YAML(typ="safe").load(result.output)
+    assert policy["kind"] == "ClusterPolicy"
+    rules = {r["name"]: r["verifyImages"][0] for r in policy["spec"]["rules"]}
+    assert sorted(rules) == ["app-ci", "app-release", "tools-ci"]
+    assert rules["app-release"]["imageReferences"] == ["ghcr.io/acme/app:*", "ghcr.io/acme/app@*"]
+    assert rules["app-release"]["failureAction"] == "Enforce"
+    key_entry = rules["app-release"]["attestors"][0]["entries"][0]["keys"]
+    assert key_entry["publicKeys"] == s.public_pem(key).decode()
+    assert rules["app-release"]["attestations"][0]["conditions"][0]["all"][0]["value"] == (
+        "https://ci.example.test/b"
+    )
+    keyless = rules["tools-ci"]["attestors"][0]["entries"][0]["keyless"]
+    assert (keyless["subject"], keyless["issuer"]) == (EMAIL, ISSUER)
+    assert keyless["roots"] == fulcio.pem.decode()
+    assert keyless["rekor"]["pubkey"] == rekor.pem.decode()
+    assert rules["tools-ci"]["failureAction"] == "Audit"
+
+
+def test_a_blocked_tag_is_not_read_downstream_as_if_it_had_been_copied(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror, edge = make_registry(), make_registry(), make_registry()
+    s.write_public_key(tmp_path / "release.pub", s.ec_key())
+    push_random_image(origin, "app", "unsigned")
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        f"""\
+registries:
+  origin: {{host: "http://{origin.host}"}}
+  mirror: {{host: "http://{mirror.host}"}}
+  edge: {{host: "http://{edge.host}"}}
+signing:
+  policies:
+    - {{name: release, kind: cosign-key, keys: [release.pub]}}
+replications:
+  - {{name: first, source: origin/app, targets: [mirror/app], tags: [unsigned], verify: [release]}}
+  - {{name: second, source: mirror/app, targets: [edge/app], tags: [unsigned]}}
+"""
+    )
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = {a.replication: a for a in plan.actions}
+
+    assert actions["first"].kind is ActionKind.BLOCKED
+    assert actions["second"].kind is ActionKind.SKIPPED
+    assert actions["second"].reason == "the source tag does not exist"
+    text = render_plan(plan)
+    assert "  x blocked  mirror/app:unsigned  <- origin/app:unsigned" in text
+    assert "policy 'release' not satisfied: unsigned: no cosign signature found" in text
+    assert text.endswith("No changes. 0 in sync, 1 skipped, 1 blocked.")
+
+
+def test_a_cosign_signature_with_docker_media_types_verifies_and_copies_byte_for_byte_C30(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    digest = push_random_image(origin, "app", "v1")
+    payload = s.simple_signing_payload(digest)
+    annotations = {"dev.cosignproject.cosign/signature": s.b64(s.sign(key, payload))}
+    with s.Pusher(origin, "app") as pusher:
+        signature = pusher.cosign_tag(
+            digest, "sig", [(payload, s.SIMPLESIGNING, annotations)], docker_media_types=True
+        )
+    assert signature["mediaType"] == s.DOCKER_MANIFEST
+    path = write_topology(
+        tmp_path,
+        origin,
+        mirror,
+        "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+        tags=["v1"],
+        verify=["release"],
+    )
+
+    plan, session = plan_for(path)
+    assert by_tag(plan)["v1"].verified == ["release"]
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert report.results[0].outcome is Outcome.DONE
+    assert head(mirror, "app", digest.replace(":", "-") + ".sig") == signature["digest"]
+    assert "satisfied: signed by key release.pub" in report.results[0].verification[0]
+
+
+def test_a_trusted_root_alone_verifies_legacy_signatures_and_sigstore_bundles(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    pytest.importorskip("sigstore")
+    origin, mirror = make_registry(), make_registry()
+    fulcio, rekor, ct = s.TestCA("test fulcio"), s.TestRekor(), s.TestCTLog()
+    (tmp_path / "trusted_root.json").write_bytes(s.trusted_root(fulcio, rekor, ct))
+    digests = {t: push_random_image(origin, "app", t) for t in ("legacy", "bundle", "unlogged")}
+    with s.Pusher(origin, "app") as pusher:
+        payload, notes = s.keyless_signature_layer(
+            fulcio, rekor, digests["legacy"], email=EMAIL, issuer=ISSUER
+        )
+        pusher.cosign_tag(digests["legacy"], "sig", [(payload, s.SIMPLESIGNING, notes)])
+        bundle = s.sigstore_bundle(fulcio, rekor, ct, digests["bundle"], email=EMAIL, issuer=ISSUER)
+        pusher.referrer(
+            pusher.descriptor(digests["bundle"]), s.BUNDLE_V03, [(bundle, s.BUNDLE_V03)]
+        )
+        # The bundle without an inclusion proof: the manual path would take its promise alone,
+        # sigstore does not.
+        thin = json.loads(
+            s.sigstore_bundle(fulcio, rekor, ct, digests["unlogged"], email=EMAIL, issuer=ISSUER)
+        )
+        del thin["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+        pusher.referrer(
+            pusher.descriptor(digests["unlogged"]),
+            s.BUNDLE_V03,
+            [(json.dumps(thin).encode(), s.BUNDLE_V03)],
+        )
+    policies = f"""\
+    - name: ci
+      kind: cosign-keyless
+      trusted_root: trusted_root.json
+      identities: [{{subject: {EMAIL}}}]
+      issuer: {ISSUER}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["ci"])
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = by_tag(plan)
+
+    assert actions["legacy"].kind is ActionKind.COPY
+    assert actions["bundle"].kind is ActionKind.COPY
+    assert actions["unlogged"].kind is ActionKind.BLOCKED
+    assert actions["unlogged"].reason.endswith(
+        "sigstore refused the bundle: failed to load bundle: 1 validation error for Bundle"
+    )
+
+
+def test_a_notation_sbom_requirement_needs_the_sbom_itself_signed_and_copies_its_signature(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    root = s.TestCA("notation root")
+    (tmp_path / "root.pem").write_bytes(root.pem)
+    digests = {t: push_random_image(origin, "app", t) for t in ("signed-sbom", "unsigned-sbom")}
+    cyclonedx = "application/vnd.cyclonedx+json"
+
+    def notation_sign(pusher: s.Pusher, subject: dict[str, Any]) -> None:
+        key = s.ec_key()
+        leaf = root.issue(key, subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ci")]))
+        envelope = s.notation_jws(key, [leaf, root.certificate], subject)
+        pusher.referrer(subject, s.NOTATION_SIGNATURE, [(envelope, s.JWS)])
+
+    sboms: dict[str, dict[str, Any]] = {}
+    with s.Pusher(origin, "app") as pusher:
+        for tag, digest in digests.items():
+            subject = pusher.descriptor(digest)
+            notation_sign(pusher, subject)
+            sboms[tag] = pusher.referrer(
+                subject, cyclonedx, [(json.dumps({"bomFormat": "CycloneDX"}).encode(), cyclonedx)]
+            )
+        notation_sign(pusher, {k: sboms["signed-sbom"][k] for k in ("mediaType", "digest", "size")})
+    policies = """\
+    - name: notary
+      kind: notation
+      roots: [root.pem]
+      requirements: {sbom: {format: cyclonedx}}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["notary"])
+
+    plan, session = plan_for(path)
+    actions = by_tag(plan)
+
+    assert actions["signed-sbom"].kind is ActionKind.COPY
+    assert actions["unsigned-sbom"].kind is ActionKind.BLOCKED
+    unsigned = Digest.parse(sboms["unsigned-sbom"]["digest"])
+    assert actions["unsigned-sbom"].reason == (
+        "policy 'notary' not satisfied: no signed CycloneDX SBOM found (CycloneDX SBOM referrer "
+        f"{unsigned.short}: it carries no notation signature)"
+    )
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert report.results[0].outcome is Outcome.DONE
+    assert report.results[0].verification[0] == (
+        "at the target: policy 'notary' satisfied: signed by certificate CN=ci (referrer "
+        f"{report.results[0].verification[0].split('(referrer ')[1].split(' ')[0]} "
+        f"({s.JWS})); CycloneDX SBOM referrer {Digest.parse(sboms['signed-sbom']['digest']).short} "
+        "signed by certificate CN=ci"
+    )
+    # The SBOM's own signature came along: the target's fallback index lists the same referrer.
+    sbom_fallback = sboms["signed-sbom"]["digest"].replace(":", "-")
+    signatures = referrer_digests(origin, "app", sbom_fallback)
+    assert len(signatures) == 1
+    assert referrer_digests(mirror, "app", sbom_fallback) == signatures
