@@ -10,6 +10,7 @@ import typer
 from regtopo.apply.executor import ActionResult, Executor
 from regtopo.cli.plan import make_plan
 from regtopo.cli.validate import TopologyArg
+from regtopo.plan.actions import ActionKind
 from regtopo.render.text import render_plan, render_report, render_result
 
 
@@ -34,6 +35,13 @@ def register(app: typer.Typer) -> None:
         fail_fast: Annotated[
             bool, typer.Option("--fail-fast", help="stop at the first failed action")
         ] = False,
+        allow_delete: Annotated[
+            bool,
+            typer.Option(
+                "--allow-delete",
+                help="perform the plan's deletions too (a saved plan file implies consent)",
+            ),
+        ] = False,
     ) -> None:
         """Plan, show the plan, and apply it once approved."""
         plan, session = make_plan(topology, target)
@@ -56,8 +64,19 @@ def register(app: typer.Typer) -> None:
                 typer.echo(render_result(result), err=True)
 
             typer.echo("")
+            deletions = sum(1 for a in plan.changes if a.kind is ActionKind.DELETE)
+            if deletions and not allow_delete:
+                typer.echo(
+                    f"note: {deletions} planned deletion(s) are skipped: pass --allow-delete "
+                    "to perform them",
+                    err=True,
+                )
             executor = Executor(
-                session, parallelism=parallelism, fail_fast=fail_fast, on_result=progress
+                session,
+                parallelism=parallelism,
+                fail_fast=fail_fast,
+                allow_delete=allow_delete,
+                on_result=progress,
             )
             report = executor.apply(plan)
             typer.echo(render_report(report))

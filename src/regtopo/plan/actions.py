@@ -23,9 +23,10 @@ class ActionKind(StrEnum):
     RETAG = "retag"  # content present at the target, the tag points elsewhere or nowhere
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # cannot or will not be done, with the reason
+    DELETE = "delete"  # a retention rule or a sync replication removes a manifest
 
 
-CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG})
+CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG, ActionKind.DELETE})
 
 
 class TagRef(BaseModel):
@@ -53,6 +54,32 @@ class Content(BaseModel):
     attestations: int = 0
 
 
+class PlannedReferrer(BaseModel):
+    """A referrer (signature, SBOM, attestation) deleted together with its subject."""
+
+    digest: str
+    artifact_type: str | None = None
+    found_by: str = Field(description="referrers API, fallback tag, or cosign tag")
+    tag: str | None = Field(None, description="the tag that holds it, when found by a tag")
+
+
+class Deletion(BaseModel):
+    """What a `delete` action removes, the rule behind it, and the age it was judged by."""
+
+    rule: str = Field(description="the retention rule (or sync replication) and its clause")
+    digest: str = Field(description="the manifest deleted, by digest (and so every tag on it)")
+    tags: list[str] = Field(default_factory=list, description="tags that go with it")
+    created: str | None = Field(None, description="when the content was made, if known")
+    age_days: float | None = None
+    age_source: str = Field("", description="where the age came from")
+    children: list[str] = Field(
+        default_factory=list, description="child manifests of an index deleted after it"
+    )
+    referrers: list[PlannedReferrer] = Field(
+        default_factory=list, description="referrers deleted after their subject"
+    )
+
+
 class Action(BaseModel):
     kind: ActionKind
     replication: str = Field(description="the replication that produced this action")
@@ -68,6 +95,7 @@ class Action(BaseModel):
     manifests_to_send: int = 0
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = ""
+    deletion: Deletion | None = Field(None, description="set on delete actions")
 
     @property
     def is_change(self) -> bool:
@@ -98,5 +126,6 @@ class Plan(BaseModel):
             "retag": counts.get(ActionKind.RETAG, 0),
             "in_sync": counts.get(ActionKind.IN_SYNC, 0),
             "skipped": counts.get(ActionKind.SKIPPED, 0),
+            "delete": counts.get(ActionKind.DELETE, 0),
             "bytes_to_send": self.bytes_to_send(),
         }

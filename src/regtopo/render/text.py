@@ -10,6 +10,7 @@ SYMBOLS = {
     ActionKind.RETAG: "~",
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
+    ActionKind.DELETE: "-",
 }
 
 
@@ -39,7 +40,46 @@ def describe_content(action: Action) -> str:
     return text
 
 
+def deleted_ref(action: Action) -> str:
+    """`registry/repository:tag,tag@digest`, or `@digest` alone for untagged content."""
+    deletion = action.deletion
+    where = f"{action.target.registry}/{action.target.repository}"
+    if deletion is None:
+        return where
+    tags = f":{','.join(deletion.tags)}" if deletion.tags else ""
+    return f"{where}{tags}@{deletion.digest[:19]}"
+
+
+def describe_deletion(action: Action) -> list[str]:
+    deletion = action.deletion
+    if deletion is None:
+        return []
+    lines = [deletion.rule]
+    if deletion.age_days is not None:
+        lines.append(f"age {deletion.age_days:.0f} days ({deletion.age_source})")
+    else:
+        lines.append(f"age {deletion.age_source}")
+    if deletion.children:
+        lines.append(f"with {len(deletion.children)} child manifests of the index")
+    if deletion.referrers:
+        kinds = sorted({r.artifact_type or r.found_by for r in deletion.referrers})
+        lines.append(f"with {len(deletion.referrers)} referrers ({', '.join(kinds)})")
+    return lines
+
+
+def render_deletion(action: Action) -> str:
+    symbol = SYMBOLS[action.kind]
+    line = f"  {symbol} {action.kind.value:<8} {deleted_ref(action)}"
+    details = [describe_content(action)] if action.content else []
+    if action.kind is ActionKind.SKIPPED:
+        details.append(action.reason)
+    details += describe_deletion(action)
+    return line + "\n      " + "; ".join(d for d in details if d)
+
+
 def render_action(action: Action) -> str:
+    if action.deletion is not None or (action.kind is ActionKind.DELETE):
+        return render_deletion(action)
     symbol = SYMBOLS[action.kind]
     line = f"  {symbol} {action.kind.value:<8} {action.target}"
     if action.source.registry != action.target.registry or action.source.repository != (
@@ -66,7 +106,13 @@ def render_action(action: Action) -> str:
 def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
     lines = [f"regtopo plan for {plan.topology}", ""]
     shown = [a for a in plan.actions if show_in_sync or a.kind is not ActionKind.IN_SYNC]
-    order = {ActionKind.COPY: 0, ActionKind.RETAG: 1, ActionKind.SKIPPED: 2, ActionKind.IN_SYNC: 3}
+    order = {
+        ActionKind.COPY: 0,
+        ActionKind.RETAG: 1,
+        ActionKind.DELETE: 2,
+        ActionKind.SKIPPED: 3,
+        ActionKind.IN_SYNC: 4,
+    }
     for action in sorted(shown, key=lambda a: (a.hop, order[a.kind], str(a.target))):
         lines.append(render_action(action))
     if shown:
@@ -80,7 +126,7 @@ def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
     else:
         lines.append(
             f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, "
-            f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
+            f"{summary['delete']} to delete, {summary['in_sync']} in sync, {summary['skipped']} skipped; "
             f"{human_bytes(summary['bytes_to_send'])} to send."
         )
     return "\n".join(lines)
@@ -88,6 +134,9 @@ def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
 
 def render_result(result: ActionResult) -> str:
     action = result.action
+    if action.kind is ActionKind.DELETE:
+        message = f": {result.message}" if result.message else ""
+        return f"delete {deleted_ref(action)}: {result.outcome.value}{message}"
     if result.outcome is Outcome.DONE:
         sent = result.stats.bytes_sent
         extra = f", {human_bytes(sent)} sent" if sent else ""
@@ -98,12 +147,16 @@ def render_result(result: ActionResult) -> str:
 
 
 def render_report(report: ApplyReport) -> str:
-    done = sum(1 for r in report.results if r.ok)
+    done = sum(1 for r in report.results if r.ok and r.outcome is not Outcome.SKIPPED)
     failed = report.failed
+    skipped = report.skipped
     text = (
         f"Apply complete: {done} done, {len(failed)} failed, "
-        f"{human_bytes(report.bytes_sent())} sent in {report.seconds:.1f}s."
+        + (f"{len(skipped)} skipped, " if skipped else "")
+        + f"{human_bytes(report.bytes_sent())} sent in {report.seconds:.1f}s."
     )
+    if skipped:
+        text += "\nSkipped:\n" + "\n".join(f"  {render_result(r)}" for r in skipped)
     if failed:
         text += "\nFailures:\n" + "\n".join(f"  {render_result(r)}" for r in failed)
     return text

@@ -7,11 +7,12 @@ Schema generated from these models.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from regtopo.oci.reference import is_valid_repository, is_valid_tag
+from regtopo.topology.retention import RetentionSpec
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -114,6 +115,10 @@ class ReplicationSpec(Model):
     source: RepositoryRef
     targets: list[RepositoryRef] = Field(min_length=1)
     tags: list[str] = Field(min_length=1, description="tags to replicate, by exact name")
+    mode: Literal["mirror", "sync"] = Field(
+        "mirror",
+        description="mirror adds and updates; sync also deletes target tags the source lost",
+    )
 
     @field_validator("source", mode="before")
     @classmethod
@@ -146,3 +151,6 @@ class Topology(Model):
     version: int = Field(1, description="format version of this file")
     registries: dict[Annotated[str, Field(pattern=_NAME)], RegistrySpec] = Field(min_length=1)
     replications: list[ReplicationSpec] = Field(default_factory=list)
+    retention: RetentionSpec | None = Field(
+        None, description="what registries keep and delete; see docs/retention.md"
+    )

@@ -56,6 +56,11 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                     )
                 writers.setdefault(key, (index, source))
 
+    from regtopo.topology.retention import retention_problems
+
+    for location, message in retention_problems(topology.retention, set(topology.registries)):
+        problem(location, message)
+
     if not problems:
         for cycle in topology_graph.tag_cycles(topology_graph.build(topology)):
             names = " -> ".join(f"{r}/{repo}" for r, repo in cycle + cycle[:1])
