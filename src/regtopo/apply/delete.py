@@ -100,8 +100,12 @@ class Deleter:
                 f"deleting {repository}@{digest}: deleted, but {len(leftovers)} of its children "
                 f"or referrers remain:\n  " + "\n  ".join(leftovers)
             )
-        extras = len(deletion.children) + len(deletion.referrers)
-        return "done", f"with {extras} children and referrers" if extras else ""
+        extras = []
+        if deletion.children:
+            extras.append(f"{len(deletion.children)} child manifests")
+        if deletion.referrers:
+            extras.append(f"{len(deletion.referrers)} referrers")
+        return "done", f"with {' and '.join(extras)}" if extras else ""
 
     def _current_tags(self, repository: Repository) -> dict[str, Digest]:
         """Each tag's digest, read once per repository and apply."""

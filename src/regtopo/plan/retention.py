@@ -299,8 +299,11 @@ class RetentionPlanner:
             why = self._tag_protection(state, tag, mark)
             if why is None:
                 going[tag] = mark
-            else:
+            elif tag in state.kept_tags:
+                # The user's own keep rules: intended, so not worth a line in the plan.
                 log.info("keeping %s/%s:%s: %s", state.registry, state.name, tag, why)
+            else:
+                actions.append(self._skipped(state, tags[tag], [tag], mark, why))
         staying = set(tags) - set(going)
         reached = self._reachable(state, staying)
 

@@ -70,7 +70,8 @@ def describe_deletion(action: Action) -> list[str]:
 def render_deletion(action: Action) -> str:
     symbol = SYMBOLS[action.kind]
     line = f"  {symbol} {action.kind.value:<8} {deleted_ref(action)}"
-    details = [describe_content(action)] if action.content else []
+    # The digest is on the first line already; keep the kind and platforms.
+    details = [describe_content(action).split(" ", 1)[1]] if action.content else []
     if action.kind is ActionKind.SKIPPED:
         details.append(action.reason)
     details += describe_deletion(action)
