@@ -94,9 +94,9 @@ def root(
 
 
 def _register() -> None:
-    from regtopo.cli import apply, plan, validate
+    from regtopo.cli import apply, export, plan, validate
 
-    for module in (validate, plan, apply):
+    for module in (validate, plan, apply, export):
         module.register(app)
 
 
