@@ -658,3 +658,27 @@ def test_C25_a_registry_refusing_delete_is_asked_once_and_the_others_proceed(
     assert all(line.startswith("  delete ghcr/app:ci-") for line in skipped_lines)
     assert tags_of(refusing, "app") == ["ci-0", "ci-1", "ci-2", "keep"]
     assert tags_of(allowing, "app") == ["keep"]
+
+
+def test_repository_patterns_find_repositories_through_the_catalog(
+    hub: Registry, tmp_path: Path
+) -> None:
+    old: dict[str, str] = {}
+    for repo in ("apps/web", "apps/api", "tools/ci"):
+        with Pusher(hub, repo) as push:
+            old[repo] = push.image("ci-1", days_ago(40))["digest"]
+            push.image("stable", days_ago(40))
+    path = write_topology(
+        tmp_path,
+        {"hub": hub},
+        retention=retention(
+            rule(repositories=["apps/.*"], delete={"tags": ["ci-.*"], "older_than": "30d"})
+        ),
+    )
+
+    plan = plan_of(path)
+
+    assert sorted((a.target.repository, a.target.tag) for a in deletes(plan)) == [
+        ("apps/api", "ci-1"),
+        ("apps/web", "ci-1"),
+    ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 RepoKey = tuple[str, str]
 SHOWN_IN_REFUSAL = 10
+AGE_WORKERS = 8
 
 
 class RetentionLimitError(RegtopoError):
@@ -102,6 +104,7 @@ class RetentionPlanner:
         self.spec = self.topology.retention or RetentionSpec()
         self._states: dict[RepoKey, RepositoryState] = {}
         self._age_cache: dict[tuple[RepoKey, Digest], Age] = {}
+        self._catalogs: dict[str, list[str] | None] = {}
 
     # 1. inventory
 
@@ -129,9 +132,20 @@ class RetentionPlanner:
             )
         return self._age_cache[key]
 
+    def _prefetch_ages(self, state: RepositoryState) -> None:
+        """Read every manifest's age of a repository at once: one config blob each, in parallel."""
+        digests = [d for d in state.inventory.digests() if (state.key, d) not in self._age_cache]
+        with ThreadPoolExecutor(AGE_WORKERS) as pool:
+            list(pool.map(lambda digest: self._age(state, digest), digests))
+
     def _older_than(self, state: RepositoryState, digest: Digest, seconds: float) -> bool:
         created = self._age(state, digest).created
         return created is not None and (self.now - created).total_seconds() > seconds
+
+    def _catalog(self, registry: str) -> list[str] | None:
+        if registry not in self._catalogs:
+            self._catalogs[registry] = catalog(self.session, registry)
+        return self._catalogs[registry]
 
     def _repositories(self, rule: RetentionRule) -> list[str]:
         """Repositories of the rule's registry its patterns match: literals, catalog, topology."""
@@ -141,7 +155,7 @@ class RetentionPlanner:
                 if ref.registry == rule.registry:
                     names.add(ref.repository)
         if not all(is_literal(p) for p in rule.repositories):
-            listed = catalog(self.session, rule.registry)
+            listed = self._catalog(rule.registry)
             if listed is None:
                 log.warning(
                     "registry %s lists no repositories; retention rule %s covers only the "
@@ -193,6 +207,7 @@ class RetentionPlanner:
 
     def _mark_rule(self, state: RepositoryState, rule: RetentionRule) -> None:
         tags = state.inventory.tags
+        self._prefetch_ages(state)
         label, who = f"retention/{rule.name}", f"retention rule '{rule.name}'"
         selection = [t for t in tags if matches(rule.delete.tags, t)] if rule.delete.tags else []
         counted = selection or list(tags)
