@@ -6,6 +6,7 @@ meant; the oracle for what is left is the registry itself, read with plain httpx
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -682,3 +683,81 @@ def test_repository_patterns_find_repositories_through_the_catalog(
         ("apps/api", "ci-1"),
         ("apps/web", "ci-1"),
     ]
+
+
+def test_a_saved_plan_keeps_its_deletions_and_applying_it_deletes_exactly_those(
+    hub: Registry, tmp_path: Path
+) -> None:
+    from regtopo.apply.executor import Executor, Outcome
+    from regtopo.plan.actions import Plan
+    from regtopo.plan.session import Session
+    from regtopo.topology.loader import load
+
+    with Pusher(hub, "app") as push:
+        old = push.image("ci-1", days_ago(40))
+        signature = push.cosign_signature(old)
+        push.image("keep", days_ago(1))
+    path = write_topology(
+        tmp_path,
+        {"hub": hub},
+        retention=retention(rule(delete={"tags": ["ci-.*"], "older_than": "30d"})),
+    )
+    saved = tmp_path / "plan.json"
+
+    assert regtopo("plan", str(path), "-o", str(saved)).exit_code == 0
+    plan = Plan.model_validate_json(saved.read_text())
+
+    [action] = deletes(plan)
+    assert action.deletion is not None
+    assert (action.deletion.digest, action.deletion.tags) == (old["digest"], ["ci-1"])
+    assert [r.digest for r in action.deletion.referrers] == [signature["digest"]]
+
+    # Applying a reviewed plan file is consent: that path sets allow_delete.
+    session = Session(load(path).topology, base_dir=tmp_path)
+    try:
+        report = Executor(session, allow_delete=True).apply(plan)
+    finally:
+        session.close()
+
+    assert [r.outcome for r in report.results] == [Outcome.DONE]
+    assert tags_of(hub, "app") == ["keep"]
+    assert hub.count_requests("DELETE") == 2
+
+
+def test_deletions_under_token_auth_ask_for_the_delete_scope(
+    make_registry: MakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = make_registry("token")
+    with Pusher(hub, "app") as push:
+        old = push.image("ci-1", days_ago(40))
+        push.image("keep", days_ago(1))
+    assert hub.credentials is not None and hub.issuer is not None
+    monkeypatch.setenv("HUB_USER", hub.credentials[0])
+    monkeypatch.setenv("HUB_PASSWORD", hub.credentials[1])
+    path = write_topology(
+        tmp_path,
+        {"hub": hub},
+        retention=retention(rule(delete={"tags": ["ci-.*"], "older_than": "30d"})),
+    )
+    document = json.loads(path.read_text())
+    document["registries"]["hub"]["credentials"] = {
+        "username": "${env:HUB_USER}",
+        "password": "${env:HUB_PASSWORD}",
+    }
+    path.write_text(json.dumps(document))
+
+    result = regtopo("apply", str(path), "--auto-approve", "--allow-delete")
+
+    assert result.exit_code == 0, result.output
+    assert not manifest_exists_with_token(hub, old["digest"])
+    scopes = [s for r in hub.issuer.requests for s in r.query["scope"]]
+    assert "repository:app:delete" in scopes
+
+
+def manifest_exists_with_token(registry: Registry, digest: str) -> bool:
+    with Pusher(registry, "app") as push:
+        response = push.client.head(
+            f"{registry.url}/v2/app/manifests/{digest}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+    return response.status_code == 200
