@@ -650,8 +650,8 @@ def test_C25_a_registry_refusing_delete_is_asked_once_and_the_others_proceed(
     assert allowing.count_requests("DELETE") == 3
     assert "Apply complete: 3 done, 0 failed, 3 skipped" in result.stdout
     reason = (
-        "registry 'ghcr' refuses deletion over the OCI API (405 UNSUPPORTED); its provider's "
-        "own API can delete there (TODO(#4))"
+        "registry 'ghcr' refuses deletion over the OCI API (405 UNSUPPORTED); deleting there "
+        "needs the product's own API"
     )
     skipped_lines = [line for line in result.stdout.splitlines() if line.startswith("  delete ")]
     assert len(skipped_lines) == 3

@@ -70,10 +70,12 @@ class Deleter:
         try:
             repository.delete_manifest(digest)
         except UnsupportedError as err:
+            # TODO(#4): delete through the product's own API (GitHub Packages, Docker Hub)
+            # where a provider offers one, instead of skipping.
             reason = (
                 f"registry {registry!r} refuses deletion over the OCI API "
-                f"({err.status} {','.join(err.codes) or 'no error code'}); its provider's own "
-                "API can delete there (TODO(#4))"
+                f"({err.status} {','.join(err.codes) or 'no error code'}); deleting there needs "
+                "the product's own API"
             )
             with self._lock:
                 self._refused.setdefault(registry, reason)
@@ -101,10 +103,12 @@ class Deleter:
                 f"or referrers remain:\n  " + "\n  ".join(leftovers)
             )
         extras = []
-        if deletion.children:
-            extras.append(f"{len(deletion.children)} child manifests")
-        if deletion.referrers:
-            extras.append(f"{len(deletion.referrers)} referrers")
+        for count, noun in (
+            (len(deletion.children), "child manifest"),
+            (len(deletion.referrers), "referrer"),
+        ):
+            if count:
+                extras.append(f"{count} {noun}{'s' if count != 1 else ''}")
         return "done", f"with {' and '.join(extras)}" if extras else ""
 
     def _current_tags(self, repository: Repository) -> dict[str, Digest]:

@@ -359,6 +359,7 @@ class RetentionPlanner:
                 continue
             actions.append(self._delete(state, digest, names, mark, reached, deleting, claimed))
 
+        # TODO(#4): list untagged manifests through provider inventories (ECR, GAR, ACR).
         for rule in state.unlisted_untagged:
             where = TagRef(registry=state.registry, repository=state.name, tag="")
             actions.append(
@@ -369,7 +370,7 @@ class RetentionPlanner:
                     target=where,
                     reason=f"retention rule '{rule.name}': untagged manifests of registry "
                     f"{state.registry!r} cannot be listed over the OCI distribution API; "
-                    "its provider's API could list them (TODO(#4))",
+                    "the product's own API can list them",
                 )
             )
         return actions

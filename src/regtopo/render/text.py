@@ -60,10 +60,12 @@ def describe_deletion(action: Action) -> list[str]:
     else:
         lines.append(f"age {deletion.age_source}")
     if deletion.children:
-        lines.append(f"with {len(deletion.children)} child manifests of the index")
+        count = len(deletion.children)
+        lines.append(f"with {count} child manifest{'s' if count != 1 else ''} of the index")
     if deletion.referrers:
         kinds = sorted({r.artifact_type or r.found_by for r in deletion.referrers})
-        lines.append(f"with {len(deletion.referrers)} referrers ({', '.join(kinds)})")
+        count = len(deletion.referrers)
+        lines.append(f"with {count} referrer{'s' if count != 1 else ''} ({', '.join(kinds)})")
     return lines
 
 
