@@ -761,3 +761,26 @@ def manifest_exists_with_token(registry: Registry, digest: str) -> bool:
             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
         )
     return response.status_code == 200
+
+
+def test_sync_from_a_source_without_any_tag_deletes_nothing_and_says_why(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    hub, mirror = make_registry(), make_registry()
+    with Pusher(mirror, "app") as push:
+        push.image("v1", days_ago(3))
+    path = write_topology(
+        tmp_path,
+        {"hub": hub, "mirror": mirror},
+        replications=[
+            {"source": "hub/app", "targets": "mirror/app", "tags": ["v1"], "mode": "sync"}
+        ],
+    )
+
+    plan = plan_of(path)
+
+    assert deletes(plan) == []
+    assert (
+        "sync deletions not planned: hub/app has no tags at all, which would delete every "
+        "selected tag at the targets"
+    ) in [a.reason for a in plan.actions]

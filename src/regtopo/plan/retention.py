@@ -105,6 +105,7 @@ class RetentionPlanner:
         self._states: dict[RepoKey, RepositoryState] = {}
         self._age_cache: dict[tuple[RepoKey, Digest], Age] = {}
         self._catalogs: dict[str, list[str] | None] = {}
+        self._notes: list[Action] = []
 
     # 1. inventory
 
@@ -181,7 +182,7 @@ class RetentionPlanner:
                     state.rules.append(rule)
                     self._mark_rule(state, rule)
 
-        actions: list[Action] = []
+        actions: list[Action] = list(self._notes)
         for key in sorted(self._states):
             actions.extend(self._decide(self._states[key]))
         self._check_ceilings(actions)
@@ -193,11 +194,27 @@ class RetentionPlanner:
         replication = next(r for r in self.topology.replications if r.label == label)
         source = replication.source
         source_repository = self.session.repository(source.registry, source.repository)
-        source_tags = set(source_repository.list_tags()) | {
+        listed = source_repository.list_tags()
+        source_tags = set(listed) | {
             tag
             for (registry, name, tag) in self.planned
             if (registry, name) == (source.registry, source.repository)
         }
+        if not source_tags:
+            # An empty or missing source is far likelier a mistake (a typo, a wiped repository,
+            # a registry answering 404) than a wish to empty every target.
+            where = TagRef(registry=source.registry, repository=source.repository, tag="")
+            self._notes.append(
+                Action(
+                    kind=ActionKind.SKIPPED,
+                    replication=label,
+                    source=where,
+                    target=where,
+                    reason=f"sync deletions not planned: {source} has no tags at all, which "
+                    "would delete every selected tag at the targets",
+                )
+            )
+            return
         mark = Mark(label, f"sync replication '{label}'", f"{source} no longer has this tag")
         for target in replication.targets:
             state = self._state(target.registry, target.repository)
@@ -210,7 +227,7 @@ class RetentionPlanner:
         self._prefetch_ages(state)
         label, who = f"retention/{rule.name}", f"retention rule '{rule.name}'"
         selection = [t for t in tags if matches(rule.delete.tags, t)] if rule.delete.tags else []
-        counted = selection or list(tags)
+        counted = selection if rule.delete.tags else list(tags)
 
         for tag in tags:
             if matches(rule.keep.tags, tag):
