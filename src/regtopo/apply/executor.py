@@ -4,6 +4,12 @@ An action planned against a source tag that has since moved, or a target tag tha
 changed, is refused as stale (Terraform refuses a stale plan the same way). Actions of one hop
 run in parallel; a later hop starts when the earlier one is done, and an action whose upstream
 failed is not attempted.
+
+Deletions run last, after every copy, and only when the caller consents (`allow_delete`: the
+`--allow-delete` flag, or a saved plan file, which was reviewed before it was applied). Within
+one registry they run one at a time, so a registry that refuses deletion over the OCI API
+(405 `UNSUPPORTED`, as GHCR and Docker Hub do) is asked exactly once: its remaining deletions
+are reported as skipped with the reason, and other registries carry on (cases.md C25).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from regtopo.apply.copy import CopyEngine, CopyStats
+from regtopo.apply.delete import Deleter, StaleDeletionError
 from regtopo.apply.referrers import ReferrerCopier
 from regtopo.apply.signing import SignatureFollower, replication_of
 from regtopo.errors import RegtopoError
@@ -32,6 +39,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     STALE = "stale"
     NOT_ATTEMPTED = "not-attempted"
+    SKIPPED = "skipped"  # neither done nor failed: not allowed, or the registry cannot
 
 
 @dataclass
@@ -46,7 +54,7 @@ class ActionResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (Outcome.DONE, Outcome.UNCHANGED)
+        return self.outcome in (Outcome.DONE, Outcome.UNCHANGED, Outcome.SKIPPED)
 
 
 @dataclass
@@ -57,6 +65,10 @@ class ApplyReport:
     @property
     def failed(self) -> list[ActionResult]:
         return [r for r in self.results if not r.ok]
+
+    @property
+    def skipped(self) -> list[ActionResult]:
+        return [r for r in self.results if r.outcome is Outcome.SKIPPED]
 
     def bytes_sent(self) -> int:
         return sum(r.stats.bytes_sent for r in self.results)
@@ -73,9 +85,11 @@ class Executor:
         *,
         parallelism: int = 4,
         fail_fast: bool = False,
+        allow_delete: bool = False,
         on_result: Callable[[ActionResult], None] | None = None,
     ) -> None:
         self.session = session
+        self.allow_delete = allow_delete
         self.parallelism = parallelism
         self.fail_fast = fail_fast
         self.on_result = on_result
@@ -84,14 +98,16 @@ class Executor:
         self.signatures = SignatureFollower(session, self.engine)
         self._failed_targets: set[tuple[str, str, str]] = set()
         self._stop = False
+        self._deleter = Deleter(session)
 
     def apply(self, plan: Plan) -> ApplyReport:
         """Apply the plan's changes, hop by hop; every outcome is reported, none raised."""
         started = time.monotonic()
         report = ApplyReport()
         try:
-            for hop in sorted({a.hop for a in plan.actions}):
-                actions = [a for a in plan.actions if a.hop == hop and a.is_change]
+            copies = [a for a in plan.actions if a.is_change and a.kind is not ActionKind.DELETE]
+            for hop in sorted({a.hop for a in copies}):
+                actions = [a for a in copies if a.hop == hop]
                 with ThreadPoolExecutor(self.parallelism) as pool:
                     futures = {pool.submit(self._run, a): i for i, a in enumerate(actions)}
                     results: list[ActionResult | None] = [None] * len(actions)
@@ -102,6 +118,10 @@ class Executor:
                         results[futures[future]] = result
                         self._settle(result)
                 report.results.extend(r for r in results if r is not None)
+
+            deletions = [a for a in plan.actions if a.kind is ActionKind.DELETE]
+            if deletions:
+                self._delete_all(report, deletions)
         finally:
             self.engine.close()
         report.seconds = time.monotonic() - started
@@ -113,6 +133,52 @@ class Executor:
             self._failed_targets.add((target.registry, target.repository, target.tag))
         if self.on_result:
             self.on_result(result)
+
+    def _record(self, report: ApplyReport, result: ActionResult) -> None:
+        report.results.append(result)
+        self._settle(result)
+        if not result.ok and result.outcome is not Outcome.SKIPPED and self.fail_fast:
+            self._stop = True
+
+    def _delete_all(self, report: ApplyReport, deletions: list[Action]) -> None:
+        """One worker per registry, deletions in order within it (see the module docstring)."""
+        if not self.allow_delete:
+            for action in deletions:
+                self._record(
+                    report,
+                    ActionResult(
+                        action,
+                        Outcome.SKIPPED,
+                        "deletions need consent: pass --allow-delete, or apply a saved plan file",
+                    ),
+                )
+            return
+
+        by_registry: dict[str, list[Action]] = {}
+        for action in deletions:
+            by_registry.setdefault(action.target.registry, []).append(action)
+
+        def run_registry(actions: list[Action]) -> list[ActionResult]:
+            return [self._run_delete(action) for action in actions]
+
+        with ThreadPoolExecutor(max(1, min(self.parallelism, len(by_registry)))) as pool:
+            for results in pool.map(run_registry, by_registry.values()):
+                for result in results:
+                    self._record(report, result)
+
+    def _run_delete(self, action: Action) -> ActionResult:
+        if self._stop:
+            return ActionResult(action, Outcome.NOT_ATTEMPTED, "stopped after an earlier failure")
+        started = time.monotonic()
+        try:
+            outcome, message = self._deleter.delete(action)
+            return ActionResult(action, Outcome(outcome), message, time.monotonic() - started)
+        except (StaleActionError, StaleDeletionError) as err:
+            return ActionResult(action, Outcome.STALE, err.message, time.monotonic() - started)
+        except RegtopoError as err:
+            return ActionResult(
+                action, Outcome.FAILED, err.diagnostics(), time.monotonic() - started
+            )
 
     def _run(self, action: Action) -> ActionResult:
         result = self._attempt(action)

@@ -126,6 +126,13 @@ def register(app: typer.Typer) -> None:
         fail_fast: Annotated[
             bool, typer.Option("--fail-fast", help="stop at the first failed action")
         ] = False,
+        allow_delete: Annotated[
+            bool,
+            typer.Option(
+                "--allow-delete",
+                help="perform the plan's deletions too (a saved plan file implies consent)",
+            ),
+        ] = False,
     ) -> None:
         """Apply a saved plan exactly, or plan a topology, show it, and apply once approved."""
         saved = looks_like_plan(topology)
@@ -144,9 +151,22 @@ def register(app: typer.Typer) -> None:
             if not saved:
                 confirm(auto_approve)
             typer.echo("")
+            deletions = sum(1 for a in plan.changes if a.kind is ActionKind.DELETE)
+            # A saved plan was reviewed, deletions included: applying it is the consent.
+            consent = allow_delete or saved
+            if deletions and not consent:
+                typer.echo(
+                    f"note: {deletions} planned deletion(s) are skipped: pass --allow-delete "
+                    "to perform them",
+                    err=True,
+                )
             with progress_reporter(plan) as on_result:
                 executor = Executor(
-                    session, parallelism=parallelism, fail_fast=fail_fast, on_result=on_result
+                    session,
+                    parallelism=parallelism,
+                    fail_fast=fail_fast,
+                    allow_delete=consent,
+                    on_result=on_result,
                 )
                 report: ApplyReport = executor.apply(plan)
             emit(render_report(report))

@@ -1,7 +1,13 @@
-"""`regtopo export kyverno TOPOLOGY`: the admission policy matching the topology's signers."""
+"""`regtopo export ...`: the topology in another tool's own language.
+
+- `export kyverno TOPOLOGY`: the admission policy matching the topology's signers.
+- `export retention --provider ecr|gar|acr|gitlab|harbor TOPOLOGY`: the native retention
+  policy as JSON on stdout, and on stderr each rule or clause it could not express.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,9 +15,14 @@ import typer
 
 from regtopo.cli.validate import TopologyArg
 from regtopo.render.kyverno import dump_yaml, kyverno_policy
+from regtopo.render.retention_export import PROVIDERS, export_retention
 from regtopo.topology.loader import load
 
-export_app = typer.Typer(help="Write what other tools need to enforce the topology.")
+export_app = typer.Typer(
+    name="export",
+    help="Write the topology in another tool's own language.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,4 +47,26 @@ def register(app: typer.Typer) -> None:
         else:
             out.write_text(text)
 
-    app.add_typer(export_app, name="export")
+    @export_app.command("retention")
+    @handle_errors
+    def retention(
+        topology: TopologyArg,
+        provider: Annotated[
+            str,
+            typer.Option(
+                "--provider", help=f"the product's policy to write: {', '.join(PROVIDERS)}"
+            ),
+        ],
+        registry: Annotated[
+            str | None,
+            typer.Option("--registry", help="whose rules (needed when rules cover several)"),
+        ] = None,
+    ) -> None:
+        """The retention rules as the product's native policy; never deletes more than regtopo."""
+        loaded = load(topology)
+        result = export_retention(loaded.topology, provider, registry)
+        typer.echo(json.dumps(result.document, indent=2))
+        for line in result.unexpressed:
+            typer.echo(f"cannot express: {line}", err=True)
+
+    app.add_typer(export_app)

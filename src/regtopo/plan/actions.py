@@ -33,9 +33,12 @@ class ActionKind(StrEnum):
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # cannot or will not be done, with the reason
     BLOCKED = "blocked"  # a signing requirement is not met; `policy` names it
+    DELETE = "delete"  # a retention rule or a sync replication removes a manifest
 
 
-CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG, ActionKind.COPY_REFERRERS})
+CHANGES = frozenset(
+    {ActionKind.COPY, ActionKind.RETAG, ActionKind.COPY_REFERRERS, ActionKind.DELETE}
+)
 
 
 class TagRef(BaseModel):
@@ -93,6 +96,32 @@ class ReferrerRef(BaseModel):
         return self.via == "index"
 
 
+class PlannedReferrer(BaseModel):
+    """A referrer (signature, SBOM, attestation) deleted together with its subject."""
+
+    digest: str
+    artifact_type: str | None = None
+    found_by: str = Field(description="referrers API, fallback tag, or cosign tag")
+    tag: str | None = Field(None, description="the tag that holds it, when found by a tag")
+
+
+class Deletion(BaseModel):
+    """What a `delete` action removes, the rule behind it, and the age it was judged by."""
+
+    rule: str = Field(description="the retention rule (or sync replication) and its clause")
+    digest: str = Field(description="the manifest deleted, by digest (and so every tag on it)")
+    tags: list[str] = Field(default_factory=list, description="tags that go with it")
+    created: str | None = Field(None, description="when the content was made, if known")
+    age_days: float | None = None
+    age_source: str = Field("", description="where the age came from")
+    children: list[str] = Field(
+        default_factory=list, description="child manifests of an index deleted after it"
+    )
+    referrers: list[PlannedReferrer] = Field(
+        default_factory=list, description="referrers deleted after their subject"
+    )
+
+
 class Action(BaseModel):
     """One target tag: why it is in the plan, what it changes, and what that costs."""
 
@@ -120,6 +149,7 @@ class Action(BaseModel):
     verified: list[str] = Field(
         default_factory=list, description="signing policies the source digest satisfied"
     )
+    deletion: Deletion | None = Field(None, description="set on delete actions")
     referrers: list[ReferrerRef] = Field(
         default_factory=list,
         description="referrers to bring along, subjects before the referrers that name them",
@@ -128,6 +158,8 @@ class Action(BaseModel):
     @computed_field(description="what the target tag points at once applied")  # type: ignore[prop-decorator]
     @property
     def target_digest_after(self) -> str | None:
+        if self.kind is ActionKind.DELETE:
+            return None
         if self.kind in (ActionKind.SKIPPED, ActionKind.BLOCKED) or self.content is None:
             return self.target_digest_before
         return self.content.digest
@@ -189,6 +221,7 @@ class Plan(BaseModel):
             "skipped": counts.get(ActionKind.SKIPPED, 0),
             "referrers": sum(len(a.referrers_to_copy) for a in self.actions if a.is_change),
             "blocked": counts.get(ActionKind.BLOCKED, 0),
+            "delete": counts.get(ActionKind.DELETE, 0),
             "bytes_to_send": self.bytes_to_send(),
         }
 

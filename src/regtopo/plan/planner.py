@@ -98,6 +98,21 @@ class Planner:
             for action in results:
                 if only is None or action.replication in only:
                     plan.actions.append(action)
+
+        # Retention and sync deletions come last: they must see everything the plan reads or
+        # writes, so that none of it is deleted.
+        from regtopo.plan.retention import RetentionPlanner
+
+        deletions = RetentionPlanner(self.loaded, self.session, self.observer, self.planned).plan(
+            only
+        )
+        removed = {(a.replication, str(a.target)) for a in deletions if a.kind is ActionKind.DELETE}
+        plan.actions = [
+            a
+            for a in plan.actions
+            if not (a.kind is ActionKind.SKIPPED and (a.replication, str(a.target)) in removed)
+        ]
+        plan.actions.extend(deletions)
         return plan
 
     def _plan_tag(self, replication: ReplicationSpec, tag: str, target_index: int) -> Action:

@@ -23,6 +23,7 @@ SYMBOLS = {
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
     ActionKind.BLOCKED: "x",
+    ActionKind.DELETE: "-",
 }
 STYLES = {
     ActionKind.COPY: "green",
@@ -31,14 +32,16 @@ STYLES = {
     ActionKind.IN_SYNC: "dim",
     ActionKind.SKIPPED: "red",
     ActionKind.BLOCKED: "bold red",
+    ActionKind.DELETE: "red",
 }
 ORDER = {
     ActionKind.COPY: 0,
     ActionKind.RETAG: 1,
     ActionKind.COPY_REFERRERS: 2,
-    ActionKind.BLOCKED: 3,
-    ActionKind.SKIPPED: 4,
-    ActionKind.IN_SYNC: 5,
+    ActionKind.DELETE: 3,
+    ActionKind.BLOCKED: 4,
+    ActionKind.SKIPPED: 5,
+    ActionKind.IN_SYNC: 6,
 }
 
 
@@ -84,6 +87,35 @@ def describe_content(action: Action) -> str:
     return text
 
 
+def deleted_ref(action: Action) -> str:
+    """`registry/repository:tag,tag@digest`, or `@digest` alone for untagged content."""
+    deletion = action.deletion
+    where = f"{action.target.registry}/{action.target.repository}"
+    if deletion is None:
+        return where
+    tags = f":{','.join(deletion.tags)}" if deletion.tags else ""
+    return f"{where}{tags}@{deletion.digest[:19]}"
+
+
+def describe_deletion(action: Action) -> list[str]:
+    deletion = action.deletion
+    if deletion is None:
+        return []
+    lines = [deletion.rule]
+    if deletion.age_days is not None:
+        lines.append(f"age {deletion.age_days:.0f} days ({deletion.age_source})")
+    else:
+        lines.append(f"age {deletion.age_source}")
+    if deletion.children:
+        count = len(deletion.children)
+        lines.append(f"with {count} child manifest{'s' if count != 1 else ''} of the index")
+    if deletion.referrers:
+        kinds = sorted({r.artifact_type or r.found_by for r in deletion.referrers})
+        count = len(deletion.referrers)
+        lines.append(f"with {count} referrer{'s' if count != 1 else ''} ({', '.join(kinds)})")
+    return lines
+
+
 def render_referrers(action: Action) -> list[str]:
     """Each referrer under its subject: kind, digest, how it is stored at the source."""
     lines = []
@@ -120,7 +152,22 @@ def action_details(action: Action) -> list[str]:
     return [d for d in details if d]
 
 
+def deletion_text(action: Action) -> Text:
+    line = Text("  ")
+    line.append(f"{SYMBOLS[action.kind]} {action.kind.value:<8}", style=STYLES[action.kind])
+    line.append(f" {deleted_ref(action)}", style="bold")
+    # The digest is on the first line already; keep the kind and platforms.
+    details = [describe_content(action).split(" ", 1)[1]] if action.content else []
+    if action.kind is ActionKind.SKIPPED:
+        details.append(action.reason)
+    details += describe_deletion(action)
+    line.append("\n      " + "; ".join(d for d in details if d), style="dim")
+    return line
+
+
 def action_text(action: Action) -> Text:
+    if action.deletion is not None or action.kind is ActionKind.DELETE:
+        return deletion_text(action)
     line = Text("  ")
     line.append(f"{SYMBOLS[action.kind]} {action.kind.value:<8}", style=STYLES[action.kind])
     line.append(f" {action.target}", style="bold" if action.is_change else "")
@@ -149,6 +196,8 @@ def summary_line(plan: Plan) -> str:
     if summary["copy_referrers"]:
         referrers += f"{summary['copy_referrers']} to complete with referrers, "
     tail = f"{summary['referrers']} referrer(s) to bring along; " if summary["referrers"] else ""
+    if summary["delete"]:
+        referrers += f"{summary['delete']} to delete, "
     return (
         f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, {referrers}"
         f"{summary['in_sync']} in sync, {summary['skipped']} skipped{blocked}; {tail}"
@@ -209,6 +258,9 @@ def drift_text(report: DriftReport) -> Text:
 
 def render_result(result: ActionResult) -> str:
     action = result.action
+    if action.kind is ActionKind.DELETE:
+        message = f": {result.message}" if result.message else ""
+        return f"delete {deleted_ref(action)}: {result.outcome.value}{message}"
     checks = "".join(f"\n    {line}" for line in result.verification)
     if result.outcome is Outcome.DONE:
         sent = result.stats.bytes_sent
@@ -221,23 +273,31 @@ def render_result(result: ActionResult) -> str:
     return f"{action.kind.value} {action.target}: {result.outcome.value}: {result.message}{checks}"
 
 
+def _outcome_line(result: ActionResult) -> str:
+    # A deletion is named by its digest and tags; a target tag alone would not say what went.
+    if result.action.kind is ActionKind.DELETE:
+        return render_result(result)
+    return f"{result.action.target}: {result.message}"
+
+
 def render_report(report: ApplyReport) -> str:
     by_outcome = {o: [r for r in report.results if r.outcome is o] for o in Outcome}
     done = len(by_outcome[Outcome.DONE]) + len(by_outcome[Outcome.UNCHANGED])
     text = (
         f"Apply complete: {done} done, {len(by_outcome[Outcome.FAILED])} failed, "
         f"{len(by_outcome[Outcome.STALE])} stale, "
-        f"{len(by_outcome[Outcome.NOT_ATTEMPTED])} not attempted; "
+        f"{len(by_outcome[Outcome.NOT_ATTEMPTED])} not attempted"
+        + (f", {len(by_outcome[Outcome.SKIPPED])} skipped" if by_outcome[Outcome.SKIPPED] else "")
+        + "; "
         f"{human_bytes(report.bytes_sent())} sent in {report.seconds:.1f}s."
     )
     sections = [
         (Outcome.STALE, "Refused as stale (the registries changed since the plan; plan again):"),
         (Outcome.FAILED, "Failed:"),
         (Outcome.NOT_ATTEMPTED, "Not attempted:"),
+        (Outcome.SKIPPED, "Skipped:"),
     ]
     for outcome, title in sections:
         if by_outcome[outcome]:
-            text += f"\n{title}\n" + "\n".join(
-                f"  {r.action.target}: {r.message}" for r in by_outcome[outcome]
-            )
+            text += f"\n{title}\n" + "\n".join(f"  {_outcome_line(r)}" for r in by_outcome[outcome])
     return text

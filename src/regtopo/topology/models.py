@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from regtopo.oci.attachments import SELECTION_KINDS, Selection
 from regtopo.oci.reference import is_valid_repository, is_valid_tag
+from regtopo.topology.retention import RetentionSpec
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -125,6 +126,10 @@ class ReplicationSpec(Model):
     )
     enforce: Literal["block", "warn"] = Field(
         "block", description="block: a failing tag is not copied; warn: copied with a warning"
+    )
+    mode: Literal["mirror", "sync"] = Field(
+        "mirror",
+        description="mirror adds and updates; sync also deletes target tags the source lost",
     )
 
     @field_validator("source", mode="before")
@@ -246,3 +251,6 @@ class Topology(Model):
     registries: dict[Annotated[str, Field(pattern=_NAME)], RegistrySpec] = Field(min_length=1)
     replications: list[ReplicationSpec] = Field(default_factory=list)
     signing: SigningSpec | None = None
+    retention: RetentionSpec | None = Field(
+        None, description="what registries keep and delete; see docs/retention.md"
+    )

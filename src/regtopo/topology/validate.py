@@ -59,6 +59,10 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                 writers.setdefault(key, (index, source))
 
     _check_signing(loaded, problem)
+    from regtopo.topology.retention import retention_problems
+
+    for location, message in retention_problems(topology.retention, set(topology.registries)):
+        problem(location, message)
 
     if not problems:
         for cycle in topology_graph.tag_cycles(topology_graph.build(topology)):
