@@ -122,6 +122,8 @@ class Executor:
             )
 
     def _execute(self, action: Action) -> tuple[Outcome, CopyStats]:
+        if action.kind is ActionKind.DELETE:
+            return self._delete(action)
         assert action.content is not None
         digest = Digest.parse(action.content.digest)
         source = self.session.repository(action.source.registry, action.source.repository)
@@ -152,3 +154,18 @@ class Executor:
 
         stats = self.engine.copy(source, target, digest, [action.target.tag])
         return Outcome.DONE, stats
+
+    def _delete(self, action: Action) -> tuple[Outcome, CopyStats]:
+        # Registries delete manifests, not tags: the planner only plans a delete whose
+        # manifest no kept tag of the repository shares.
+        target = self.session.repository(action.target.registry, action.target.repository)
+        current = target.head_manifest(action.target.tag)
+        if current is None:
+            return Outcome.UNCHANGED, CopyStats()
+        if str(current.digest) != action.target_digest_before:
+            raise StaleActionError(
+                f"{action.target} now points at {current.digest}, the plan expected "
+                f"{action.target_digest_before}; plan again"
+            )
+        target.delete_manifest(current.digest)
+        return Outcome.DONE, CopyStats()

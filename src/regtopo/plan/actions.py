@@ -23,9 +23,10 @@ class ActionKind(StrEnum):
     RETAG = "retag"  # content present at the target, the tag points elsewhere or nowhere
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # cannot or will not be done, with the reason
+    DELETE = "delete"  # mode sync: the target tag is not selected at the source any more
 
 
-CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG})
+CHANGES = frozenset({ActionKind.COPY, ActionKind.RETAG, ActionKind.DELETE})
 
 
 class TagRef(BaseModel):
@@ -98,5 +99,6 @@ class Plan(BaseModel):
             "retag": counts.get(ActionKind.RETAG, 0),
             "in_sync": counts.get(ActionKind.IN_SYNC, 0),
             "skipped": counts.get(ActionKind.SKIPPED, 0),
+            "delete": counts.get(ActionKind.DELETE, 0),
             "bytes_to_send": self.bytes_to_send(),
         }

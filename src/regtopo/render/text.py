@@ -10,6 +10,7 @@ SYMBOLS = {
     ActionKind.RETAG: "~",
     ActionKind.IN_SYNC: "=",
     ActionKind.SKIPPED: "!",
+    ActionKind.DELETE: "-",
 }
 
 
@@ -54,7 +55,9 @@ def render_action(action: Action) -> str:
         )
     if action.target_digest_before and action.is_change:
         details.append(f"replaces {action.target_digest_before[:19]}")
-    if action.kind is ActionKind.SKIPPED or (action.reason and action.kind is ActionKind.RETAG):
+    if action.kind in (ActionKind.SKIPPED, ActionKind.DELETE) or (
+        action.reason and action.kind is ActionKind.RETAG
+    ):
         details.append(action.reason)
     if action.hop:
         details.append(f"hop {action.hop + 1}")
@@ -66,7 +69,13 @@ def render_action(action: Action) -> str:
 def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
     lines = [f"regtopo plan for {plan.topology}", ""]
     shown = [a for a in plan.actions if show_in_sync or a.kind is not ActionKind.IN_SYNC]
-    order = {ActionKind.COPY: 0, ActionKind.RETAG: 1, ActionKind.SKIPPED: 2, ActionKind.IN_SYNC: 3}
+    order = {
+        ActionKind.COPY: 0,
+        ActionKind.RETAG: 1,
+        ActionKind.DELETE: 2,
+        ActionKind.SKIPPED: 3,
+        ActionKind.IN_SYNC: 4,
+    }
     for action in sorted(shown, key=lambda a: (a.hop, order[a.kind], str(a.target))):
         lines.append(render_action(action))
     if shown:
@@ -80,7 +89,8 @@ def render_plan(plan: Plan, *, show_in_sync: bool = True) -> str:
     else:
         lines.append(
             f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, "
-            f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
+            + (f"{summary['delete']} to delete, " if summary["delete"] else "")
+            + f"{summary['in_sync']} in sync, {summary['skipped']} skipped; "
             f"{human_bytes(summary['bytes_to_send'])} to send."
         )
     return "\n".join(lines)
