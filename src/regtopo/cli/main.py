@@ -94,9 +94,9 @@ def root(
 
 
 def _register() -> None:
-    from regtopo.cli import apply, plan, validate
+    from regtopo.cli import apply, graph, plan, schema, validate
 
-    for module in (validate, plan, apply):
+    for module in (validate, plan, apply, schema, graph):
         module.register(app)
 
 

@@ -47,6 +47,8 @@ def _filtered(selector: TagSelector, tags: list[str]) -> list[str]:
     includes = [re.compile(p) for p in selector.include]
     excludes = [re.compile(p) for p in selector.exclude]
     specifier = selector.specifier
+    # Pre-releases only when the range itself names one (">=2.0.0rc1"), as pip does.
+    prereleases = bool(specifier.prereleases) if specifier is not None else False
     out = []
     for tag in tags:
         if includes and not any(p.fullmatch(tag) for p in includes):
@@ -55,7 +57,7 @@ def _filtered(selector: TagSelector, tags: list[str]) -> list[str]:
             continue
         if specifier is not None:
             version = version_of(tag)
-            if version is None or not specifier.contains(version):
+            if version is None or not specifier.contains(version, prereleases=prereleases):
                 continue
         out.append(tag)
     return out
