@@ -16,7 +16,6 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    JsonValue,
     Tag,
     create_model,
     field_validator,
@@ -85,7 +84,7 @@ class RegistrySpec(Model):
     provider: str | None = Field(
         None,
         description="the registry product (a profile under providers/); inferred from the host",
-        json_schema_extra={"enum": list[JsonValue](profiles.names())},
+        json_schema_extra={"enum": [*profiles.names(), None]},
     )
     credentials: CredentialsSpec | None = Field(
         None, description="default: the docker/containers credential stores for the host"

@@ -37,7 +37,9 @@ def select_tags(
     if isinstance(selector, list):
         return sorted(set(selector))
 
-    chosen = _filtered(selector, sorted(set(available_tags)))
+    # Names and pins alone select only themselves; any filter starts from every tag.
+    filters = selector.include or selector.exclude or selector.semver or selector.latest
+    chosen = _filtered(selector, sorted(set(available_tags))) if filters else []
     if selector.latest is not None:
         chosen = _latest(chosen, selector.latest, selector.order, created_lookup)
     return sorted(set(chosen) | set(selector.names) | set(selector.digests))
