@@ -3,6 +3,7 @@ labelled with their tag selection, as Mermaid or Graphviz dot text."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -65,7 +66,11 @@ def _nodes(topology: Topology) -> dict[str, list[str]]:
 
 def _ident(registry: str, repository: str | None = None) -> str:
     raw = registry if repository is None else f"{registry}__{repository}"
-    return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", raw)
+    ident = "n_" + re.sub(r"[^A-Za-z0-9_]", "_", raw)
+    if ident[2:] != raw:
+        # `a-b` and `a_b` would share an identifier: a short hash of the name keeps them apart.
+        ident += "_" + hashlib.sha256(raw.encode()).hexdigest()[:6]
+    return ident
 
 
 def _mermaid_text(text: str) -> str:

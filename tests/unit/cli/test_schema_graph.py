@@ -33,8 +33,8 @@ def test_graph_draws_registries_edges_and_selectors_as_mermaid() -> None:
         result.output.splitlines()
     )
     assert (
-        '  n_staging__shop_web -->|"semver >=1.0; latest 3 by semver"| n_prod__shop_web'
-        in result.output.splitlines()
+        '  n_staging__shop_web_ef2077 -->|"semver >=1.0; latest 3 by semver"| '
+        "n_prod__shop_web_c4c952" in result.output.splitlines()
     )
 
 
@@ -46,6 +46,22 @@ def test_graph_as_dot_quotes_labels() -> None:
     assert result.exit_code == 0
     assert result.output.startswith("digraph topology {\n")
     assert (
-        '  n_harbor__platform__ -> n_transfer__platform__name_ [label="semver >=2.0; '
-        'latest 2 by semver"];' in result.output.splitlines()
+        "  n_harbor__platform___6c9b8e -> n_transfer__platform__name__4efafa "
+        '[label="semver >=2.0; latest 2 by semver"];' in result.output.splitlines()
     )
+
+
+def test_graph_identifiers_keep_similar_names_apart(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "registries: {a: {host: ghcr.io}, b: {path: ./b}}\n"
+        "replications:\n"
+        "  - {source: a/x-y, targets: [b/x-y], tags: [latest]}\n"
+        "  - {source: a/x_y, targets: [b/x_y], tags: [latest]}\n"
+    )
+
+    result = CliRunner().invoke(app, ["graph", str(path)])
+    edges = [line for line in result.output.splitlines() if "-->" in line]
+
+    assert len(edges) == 2
+    assert len({line.split()[0] for line in edges}) == 2
