@@ -11,24 +11,30 @@ from pathlib import Path
 import httpx
 import pytest
 
+from regtopo.apply.executor import Executor
 from regtopo.errors import RegtopoError
 from regtopo.plan.actions import ActionKind, Plan
 from regtopo.plan.planner import Planner
 from regtopo.plan.session import Session
 from regtopo.registry.client import RegistryClient
+from regtopo.render.text import render_plan
 from regtopo.topology.loader import load
 from tests.support.registries import Registry, push_random_image
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
-def plan_text(tmp_path: Path, text: str) -> Plan:
+def plan_text(tmp_path: Path, text: str, *, apply: bool = False) -> Plan:
     path = tmp_path / "topology.yaml"
     path.write_text(text)
     loaded = load(path)
     session = Session(loaded.topology, base_dir=tmp_path)
     try:
-        return Planner(loaded, session).plan()
+        plan = Planner(loaded, session).plan()
+        if apply:
+            report = Executor(session).apply(plan)
+            assert [r.message for r in report.results if not r.ok] == []
+        return plan
     finally:
         session.close()
 
@@ -161,9 +167,7 @@ def test_sync_plans_deletions_except_a_manifest_a_kept_tag_shares(
                 headers={"Content-Type": manifest.headers["content-type"]},
             ).raise_for_status()
 
-    plan = plan_text(
-        tmp_path,
-        f"""\
+    text = f"""\
 registries:
   local: {{host: "{registry.url}"}}
 replications:
@@ -171,8 +175,10 @@ replications:
     targets: [local/target]
     tags: {{semver: ">=1.0"}}
     mode: sync
-""",
-    )
+"""
+    plan = plan_text(tmp_path, text, apply=True)
+    again = plan_text(tmp_path, text)
+    rendered = render_plan(plan)
 
     assert [(a.kind, str(a.target), a.target_digest_before) for a in plan.actions] == [
         (ActionKind.COPY, "local/target:1.0.0", kept),
@@ -184,6 +190,16 @@ replications:
         "not selected at the source, but its manifest is also tag '1.0.1', which is kept; "
         "registries delete manifests, not tags"
     )
+    assert (
+        f"  - delete   local/target:0.1.0\n      points at {gone[:19]}; mode sync: the tag is not selected at the source"
+        in rendered
+    )
+    assert "1 to delete" in rendered
+    assert [(a.kind, str(a.target)) for a in again.actions] == [
+        (ActionKind.IN_SYNC, "local/target:1.0.0"),
+        (ActionKind.IN_SYNC, "local/target:1.0.1"),
+        (ActionKind.SKIPPED, "local/target:alias"),
+    ]
 
 
 @pytest.mark.registry

@@ -43,8 +43,9 @@ def describe_content(action: Action) -> str:
 def render_action(action: Action) -> str:
     symbol = SYMBOLS[action.kind]
     line = f"  {symbol} {action.kind.value:<8} {action.target}"
-    if action.source.registry != action.target.registry or action.source.repository != (
-        action.target.repository
+    if action.kind is not ActionKind.DELETE and (
+        action.source.registry != action.target.registry
+        or action.source.repository != action.target.repository
     ):
         line += f"  <- {action.source}"
     details = [describe_content(action)] if action.content else []
@@ -53,7 +54,9 @@ def render_action(action: Action) -> str:
             f"{human_bytes(action.bytes_to_send)} to send in {action.blobs_to_send} blobs, "
             f"{human_bytes(action.bytes_present)} present"
         )
-    if action.target_digest_before and action.is_change:
+    if action.target_digest_before and action.kind is ActionKind.DELETE:
+        details.append(f"points at {action.target_digest_before[:19]}")
+    elif action.target_digest_before and action.is_change:
         details.append(f"replaces {action.target_digest_before[:19]}")
     if action.kind in (ActionKind.SKIPPED, ActionKind.DELETE) or (
         action.reason and action.kind is ActionKind.RETAG
