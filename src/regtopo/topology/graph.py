@@ -57,7 +57,9 @@ def tag_cycles(graph: nx.MultiDiGraph) -> list[list[Node]]:
             tags: frozenset[str] = frozenset().union(*edges)
             shared = tags if shared is None else shared & tags
         if shared is None or shared:
-            cycles.append(cycle)
+            # Start at the smallest node, so the message is the same on every run.
+            start = cycle.index(min(cycle))
+            cycles.append(cycle[start:] + cycle[:start])
     return cycles
 
 

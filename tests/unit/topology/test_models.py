@@ -182,7 +182,7 @@ replications:
   - {source: local/a, targets: [disk/a], tags: {include: ['.*']}}
   - {source: disk/a, targets: [local/a], tags: {semver: '>=1'}}
 """
-    assert problems(tmp_path, body) == ["7:3: replication cycle: local/a -> disk/a -> local/a"]
+    assert problems(tmp_path, body) == ["7:3: replication cycle: disk/a -> local/a -> disk/a"]
 
 
 def test_registry_settings_are_checked(tmp_path: Path) -> None:
