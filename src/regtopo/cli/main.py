@@ -94,9 +94,9 @@ def root(
 
 
 def _register() -> None:
-    from regtopo.cli import apply, drift, export, plan, validate, verify
+    from regtopo.cli import apply, drift, export, graph, plan, schema, validate, verify
 
-    for module in (validate, plan, apply, drift, verify, export):
+    for module in (validate, plan, apply, drift, verify, export, schema, graph):
         module.register(app)
 
 

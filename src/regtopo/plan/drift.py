@@ -44,13 +44,15 @@ class DriftReport(BaseModel):
 def managed_tags(topology: Topology, plan: Plan) -> dict[tuple[str, str], set[str]]:
     """Target repository -> tags some replication writes there (every replication counts).
 
-    TODO(#4): with tag selectors (patterns, semver ranges) a replication's literal `tags` no
-    longer lists what it writes; match each listed tag against the replication's selector here.
+    Exact names count even when their source tag is gone; a selector's choice is what the
+    plan's actions name.
     """
     managed: dict[tuple[str, str], set[str]] = {}
     for replication in topology.replications:
         for target in replication.targets:
-            managed.setdefault((target.registry, target.repository), set()).update(replication.tags)
+            managed.setdefault((target.registry, target.repository), set()).update(
+                replication.exact_tags or ()
+            )
     for action in plan.actions:
         managed.setdefault((action.target.registry, action.target.repository), set()).add(
             action.target.tag

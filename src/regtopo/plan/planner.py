@@ -7,12 +7,16 @@ applied.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from regtopo.errors import RegtopoError
+from regtopo.oci import mediatype as mt
 from regtopo.oci.attachments import Selection
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
@@ -22,13 +26,17 @@ from regtopo.plan.referrers import ReferrerPlanner
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.registry.store import Repository
+from regtopo.topology.expand import expand_patterns
 from regtopo.topology.graph import replication_order
 from regtopo.topology.loader import LoadedTopology
-from regtopo.topology.models import ReplicationSpec
+from regtopo.topology.models import ReplicationSpec, TagSelector
+from regtopo.topology.selectors import select_tags
 
 log = logging.getLogger(__name__)
 
 PLAN_WORKERS = 16
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 
 
 @dataclass(frozen=True)
@@ -77,22 +85,27 @@ class Planner:
         self.referrers = ReferrerPlanner(self.observer)
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
         self.policies = PolicySet(loaded.topology, loaded.path.resolve().parent)
+        self._tag_lists: dict[tuple[str, str], list[str]] = {}
+        self._writers: dict[tuple[str, str, str], tuple[str, str]] = {}
 
     def plan(self, only: set[str] | None = None) -> Plan:
         """Plan every replication, or only the named ones and the upstream hops they read."""
         plan = Plan(topology=str(self.loaded.path))
-        ordered = replication_order(self.loaded.topology)
+        topology = expand_patterns(self.loaded.topology, self.session.list_repositories)
+        ordered = replication_order(topology)
         if only is not None:
             ordered = needed_for(ordered, only)
 
-        # Replications of one hop are independent of each other; hops run in order.
+        # Replications of one hop are independent of each other; hops run in order, so a
+        # selector reading a repository an earlier hop writes sees the tags that hop plans.
         for group in _by_hop(ordered):
             items = [
                 (replication, tag, target_index)
                 for _, replication in group
-                for tag in replication.tags
+                for tag in self._select(replication)
                 for target_index in range(len(replication.targets))
             ]
+            self._check_writers(items)
             with ThreadPoolExecutor(PLAN_WORKERS) as pool:
                 results = list(pool.map(lambda item: self._plan_tag(*item), items))
             for action in results:
@@ -103,9 +116,15 @@ class Planner:
         # writes, so that none of it is deleted.
         from regtopo.plan.retention import RetentionPlanner
 
-        deletions = RetentionPlanner(self.loaded, self.session, self.observer, self.planned).plan(
-            only
-        )
+        selected = {(a.target.registry, a.target.repository, a.target.tag) for a in plan.actions}
+        deletions = RetentionPlanner(
+            self.loaded,
+            self.session,
+            self.observer,
+            self.planned,
+            topology=topology,
+            selected=selected,
+        ).plan(only)
         removed = {(a.replication, str(a.target)) for a in deletions if a.kind is ActionKind.DELETE}
         plan.actions = [
             a
@@ -115,12 +134,67 @@ class Planner:
         plan.actions.extend(deletions)
         return plan
 
+    # tag selection
+
+    def _select(self, replication: ReplicationSpec) -> list[str]:
+        exact = replication.exact_tags
+        if exact is not None:
+            return select_tags(exact, ())
+        registry, repository = replication.source.registry, replication.source.repository
+        available = set(self._listed_tags(registry, repository)) | {
+            tag for (r, repo, tag) in self.planned if (r, repo) == (registry, repository)
+        }
+        return select_tags(
+            replication.tags, available, lambda tag: self._created(registry, repository, tag)
+        )
+
+    def _listed_tags(self, registry: str, repository: str) -> list[str]:
+        # Listed once per source repository, however many replications read it.
+        key = (registry, repository)
+        if key not in self._tag_lists:
+            self._tag_lists[key] = self.session.repository(registry, repository).list_tags()
+        return self._tag_lists[key]
+
+    def _created(self, registry: str, repository: str, tag: str) -> datetime | None:
+        """The image config's `created` time of a tag (an index: its first platform's)."""
+        upstream = self.planned.get((registry, repository, tag))
+        origin = upstream.origin if upstream else self.session.repository(registry, repository)
+        digest = upstream.digest if upstream else None
+        if digest is None:
+            head = origin.head_manifest(tag)
+            if head is None:
+                return None
+            digest = head.digest
+        manifest = self.observer.manifest(origin, digest)
+        if manifest is not None and manifest.kind == "index":
+            first = next((c for c in manifest.children if c.platform), None)
+            manifest = self.observer.manifest(origin, first.digest) if first else None
+        config = _config_json(origin, manifest) if manifest is not None else None
+        return _parse_time(config.get("created")) if config else None
+
+    def _check_writers(self, items: list[tuple[ReplicationSpec, str, int]]) -> None:
+        for replication, tag, target_index in items:
+            target = replication.targets[target_index]
+            key = (target.registry, target.repository, tag)
+            source = str(replication.source)
+            other = self._writers.setdefault(key, (replication.label, source))
+            if other[1] != source:
+                raise RegtopoError(
+                    f"replications {other[0]} and {replication.label} both write "
+                    f"{target}:{tag}, from {other[1]} and from {source}",
+                    hint="a target tag needs exactly one source; narrow one of the selectors",
+                )
+
     def _plan_tag(self, replication: ReplicationSpec, tag: str, target_index: int) -> Action:
         target_spec = replication.targets[target_index]
+        # A pinned tag is read by digest: the source tag may point elsewhere.
+        pin = (
+            replication.tags.digests.get(tag) if isinstance(replication.tags, TagSelector) else None
+        )
         source_ref = TagRef(
             registry=replication.source.registry,
             repository=replication.source.repository,
-            tag=tag,
+            tag=pin or tag,
         )
         target_ref = TagRef(
             registry=target_spec.registry, repository=target_spec.repository, tag=tag
@@ -158,8 +232,13 @@ class Planner:
         else:
             head = source.head_manifest(source_ref.tag)
             if head is None:
+                pinned = ":" in source_ref.tag
                 return Action(
-                    kind=ActionKind.SKIPPED, reason="the source tag does not exist", **base
+                    kind=ActionKind.SKIPPED,
+                    reason="the pinned digest is not in the source repository"
+                    if pinned
+                    else "the source tag does not exist",
+                    **base,
                 )
             digest, origin, hop = head.digest, source, 0
 
@@ -172,6 +251,12 @@ class Planner:
                 **base,
             )
         content = summarise(manifest)
+        if replication.platforms != "all":
+            refused = self._platform_refusal(replication.platforms, origin, manifest)
+            if refused is not None:
+                return Action(
+                    kind=ActionKind.SKIPPED, content=content, hop=hop, reason=refused, **base
+                )
         self.planned[(target_ref.registry, target_ref.repository, target_ref.tag)] = PlannedTag(
             digest, origin, hop, (*narrowed, replication.referrers)
         )
@@ -297,6 +382,73 @@ class Planner:
             else:
                 warnings.append(str(result))
         return verified, warnings
+
+    def _platform_refusal(
+        self, wanted: list[str], origin: Repository, manifest: Manifest
+    ) -> str | None:
+        """Why a platform subset cannot be copied digest-exact; None when it can."""
+        if manifest.kind == "index":
+            available = [
+                str(c.platform)
+                for c in manifest.children
+                if c.platform
+                and c.annotations.get("vnd.docker.reference.type") != "attestation-manifest"
+            ]
+            if set(available) <= set(wanted):
+                return None
+            kept = [p for p in available if p in wanted]
+            if not kept:
+                return (
+                    f"none of the selected platforms ({', '.join(wanted)}) is in the index "
+                    f"({', '.join(available)})"
+                )
+            # TODO(#4): build the reduced index in the copy engine (children by digest, a new
+            # index pushed last) so a subset can be copied instead of refused.
+            return (
+                f"platforms {', '.join(kept)} of {', '.join(available)} selected: the target "
+                f"would get a new index with another digest than {manifest.digest}, and "
+                "regtopo does not build that index yet; select all platforms to copy it "
+                "digest-exact"
+            )
+        config = _config_json(origin, manifest)
+        if not config or not config.get("os"):
+            return None
+        platform = f"{config.get('os')}/{config.get('architecture')}"
+        if config.get("variant"):
+            platform += f"/{config['variant']}"
+        if platform in wanted:
+            return None
+        return (
+            f"the image is for {platform}, not one of the selected platforms ({', '.join(wanted)})"
+        )
+
+
+def _config_json(origin: Repository, manifest: Manifest) -> dict[str, Any] | None:
+    """The image config as JSON, or None for an artifact or an unreadable config."""
+    config = manifest.config
+    if config is None or config.media_type not in (mt.OCI_CONFIG, DOCKER_CONFIG):
+        return None
+    if config.size > MAX_CONFIG_BYTES:
+        return None
+    with origin.open_blob(config) as chunks:
+        data = b"".join(chunks)
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    # Configs carry nanoseconds; datetime keeps microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip()).replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _by_hop(

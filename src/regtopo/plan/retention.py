@@ -34,11 +34,12 @@ from regtopo.plan.ages import Age, AgeResolver, ProviderInventory, provider_inve
 from regtopo.plan.inventory import Inventory, catalog, is_literal, read_inventory
 from regtopo.plan.observe import Observer
 from regtopo.plan.planner import PlannedTag, summarise
-from regtopo.plan.retention_referrers import discover
+from regtopo.plan.retention_referrers import discover, is_attachment_tag
 from regtopo.plan.semver import version_key
 from regtopo.plan.session import Session
 from regtopo.registry.store import Repository
 from regtopo.topology.loader import LoadedTopology
+from regtopo.topology.models import Topology
 from regtopo.topology.retention import (
     RetentionRule,
     RetentionSpec,
@@ -93,9 +94,14 @@ class RetentionPlanner:
         observer: Observer,
         planned: dict[tuple[str, str, str], PlannedTag],
         *,
+        topology: Topology | None = None,
+        selected: set[tuple[str, str, str]] | None = None,
         now: datetime | None = None,
     ) -> None:
-        self.topology = loaded.topology
+        # The planner passes the topology with repository patterns expanded, and every
+        # target tag its actions name (a selector's choice, blocked tags included).
+        self.topology = topology or loaded.topology
+        self.selected = selected or set()
         self.session = session
         self.observer = observer
         self.planned = planned
@@ -152,9 +158,9 @@ class RetentionPlanner:
         """Repositories of the rule's registry its patterns match: literals, catalog, topology."""
         names = {p for p in rule.repositories if is_literal(p)}
         for replication in self.topology.replications:
-            for ref in (replication.source, *replication.targets):
-                if ref.registry == rule.registry:
-                    names.add(ref.repository)
+            places = [(replication.source.registry, replication.source.repository)]
+            places += [(t.registry, t.repository) for t in replication.targets]
+            names |= {repository for registry, repository in places if registry == rule.registry}
         if not all(is_literal(p) for p in rule.repositories):
             listed = self._catalog(rule.registry)
             if listed is None:
@@ -216,11 +222,23 @@ class RetentionPlanner:
             )
             return
         mark = Mark(label, f"sync replication '{label}'", f"{source} no longer has this tag")
+        exact = replication.exact_tags
         for target in replication.targets:
             state = self._state(target.registry, target.repository)
-            for tag in replication.tags:
-                if tag in state.inventory.tags and tag not in source_tags:
-                    state.doomed_tags.setdefault(tag, mark)
+            if exact is not None:
+                # Exact names: only those names are this replication's to remove.
+                doomed = [t for t in exact if t in state.inventory.tags and t not in source_tags]
+            else:
+                # A selector owns the target repository: what it no longer selects goes,
+                # except the attachment tags that follow their subjects.
+                doomed = [
+                    t
+                    for t in state.inventory.tags
+                    if (target.registry, target.repository, t) not in self.selected
+                    and not is_attachment_tag(t)
+                ]
+            for tag in doomed:
+                state.doomed_tags.setdefault(tag, mark)
 
     def _mark_rule(self, state: RepositoryState, rule: RetentionRule) -> None:
         tags = state.inventory.tags
@@ -472,7 +490,10 @@ class RetentionPlanner:
         problems: list[str] = []
 
         def percent(count: int, key: RepoKey) -> tuple[int, float]:
-            total = max(len(self._states[key].inventory.digests()), 1)
+            # The repository as it will be: what it holds plus what this plan copies into it.
+            # A sync that replaces the one old tag with new ones is not an emptying.
+            arriving = {p.digest for (r, n, _), p in self.planned.items() if (r, n) == key}
+            total = max(len(set(self._states[key].inventory.digests()) | arriving), 1)
             return total, 100 * count / total
 
         per_repository: dict[RepoKey, list[Action]] = defaultdict(list)

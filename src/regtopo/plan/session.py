@@ -10,7 +10,7 @@ from regtopo.errors import RegtopoError
 from regtopo.registry.auth import Credentials
 from regtopo.registry.client import RegistryClient, TLSSettings
 from regtopo.registry.credentials import lookup
-from regtopo.registry.layout import LayoutRepository
+from regtopo.registry.layout import LayoutRepository, list_layout_repositories
 from regtopo.registry.store import Repository
 from regtopo.topology.models import ENV_REFERENCE, RegistrySpec, Topology
 
@@ -49,11 +49,19 @@ class Session:
     def repository(self, registry: str, name: str) -> Repository:
         spec = self.spec(registry)
         if spec.path is not None:
-            root = Path(spec.path)
-            if not root.is_absolute():
-                root = self.base_dir / root
-            return LayoutRepository(registry, root, name)
+            return LayoutRepository(registry, self._root(spec.path), name)
         return self.client(registry).repository(name)
+
+    def list_repositories(self, registry: str) -> list[str]:
+        """The repositories a registry has now: its catalog, or a layout's directories."""
+        spec = self.spec(registry)
+        if spec.path is not None:
+            return list_layout_repositories(self._root(spec.path))
+        return self.client(registry).list_repositories()
+
+    def _root(self, value: str) -> Path:
+        root = Path(value)
+        return root if root.is_absolute() else self.base_dir / root
 
     def client(self, registry: str) -> RegistryClient:
         with self._lock:
@@ -92,6 +100,7 @@ class Session:
             credentials=credentials,
             tls=settings,
             max_connections=spec.max_connections,
+            requests_per_second=spec.requests_per_second,
         )
 
     def _path(self, value: str | None) -> str | None:

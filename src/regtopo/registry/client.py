@@ -10,6 +10,8 @@ redirect leaves the registry's origin (storage redirects carry their own signed 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from regtopo.oci import mediatype as mt
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
-from regtopo.oci.reference import api_host, canonical_host, is_valid_tag
+from regtopo.oci.reference import api_host, canonical_host, is_valid_repository, is_valid_tag
 from regtopo.registry.auth import Authenticator, Credentials
 from regtopo.registry.errors import (
     AuthError,
@@ -64,6 +66,7 @@ class RegistryClient:
         credentials: Credentials | None = None,
         tls: TLSSettings | None = None,
         max_connections: int = 8,
+        requests_per_second: float | None = None,
         timeout: float = 60.0,
     ) -> None:
         self.name = name
@@ -85,6 +88,7 @@ class RegistryClient:
             headers={"User-Agent": f"regtopo/{__version__}"},
         )
         self.auth = Authenticator(credentials, self.host)
+        self.pacer = Pacer(requests_per_second)
         self.request_count = 0
         self._warned: set[str] = set()
 
@@ -96,6 +100,30 @@ class RegistryClient:
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
+
+    def list_repositories(self, page_size: int = 1000) -> list[str]:
+        """Every repository the catalog lists, following `Link` pages; sorted."""
+        url: str | None = self.url("/v2/_catalog")
+        params: list[tuple[str, str]] | None = [("n", str(page_size))]
+        found: list[str] = []
+        while url:
+            response = self.request(
+                "GET",
+                url,
+                scopes=_scopes("registry:catalog:*"),
+                action=f"listing the repositories of registry {self.name!r}",
+                params=params,
+            )
+            try:
+                names = response.json().get("repositories") or []
+            except (ValueError, AttributeError) as err:
+                raise RegistryError(
+                    f"listing the repositories of registry {self.name!r}: the catalog is not "
+                    "a JSON object"
+                ) from err
+            found.extend(n for n in names if isinstance(n, str) and is_valid_repository(n))
+            url, params = _next_link(response), None
+        return sorted(set(found))
 
     def request(
         self,
@@ -167,6 +195,7 @@ class RegistryClient:
         if authorization:
             request_headers["Authorization"] = authorization
         content = body() if callable(body) else body
+        self.pacer.wait()
         self.request_count += 1
         request = self.http.build_request(
             method,
@@ -182,6 +211,25 @@ class RegistryClient:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, *args)
+
+
+class Pacer:
+    """Spaces requests at least 1/rate seconds apart across threads; no limit when rate is None."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
 
 
 def _discard(response: httpx.Response) -> None:

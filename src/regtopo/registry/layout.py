@@ -26,7 +26,7 @@ from regtopo.oci import mediatype as mt
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest, DigestVerifier
 from regtopo.oci.manifest import Manifest
-from regtopo.oci.reference import is_valid_tag
+from regtopo.oci.reference import is_valid_repository, is_valid_tag
 from regtopo.registry.store import BlobOpener, PushResult, Repository
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -42,6 +42,18 @@ _subject_maps: dict[Path, tuple[tuple[int, int, int], dict[Digest, dict[Digest, 
 def _lock_for(path: Path) -> threading.Lock:
     with _locks_guard:
         return _index_locks.setdefault(path, threading.Lock())
+
+
+def list_layout_repositories(root: Path) -> list[str]:
+    """The repositories of a layout registry: sub-directories holding an `oci-layout` file."""
+    if not root.is_dir():
+        return []
+    found = []
+    for marker in root.rglob("oci-layout"):
+        name = marker.parent.relative_to(root).as_posix()
+        if name != "." and is_valid_repository(name) and "blobs" not in name.split("/"):
+            found.append(name)
+    return sorted(found)
 
 
 class LayoutRepository(Repository):

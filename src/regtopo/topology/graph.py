@@ -20,7 +20,7 @@ class Edge:
     replication: int  # index into Topology.replications
     source: Node
     target: Node
-    tags: frozenset[str]
+    tags: frozenset[str] | None  # None: a selector, decided against the source at plan time
 
 
 def build(topology: Topology) -> nx.MultiDiGraph:
@@ -33,9 +33,14 @@ def build(topology: Topology) -> nx.MultiDiGraph:
             graph.add_edge(
                 source,
                 node,
-                edge=Edge(index, source, node, frozenset(replication.tags)),
+                edge=Edge(index, source, node, _tags(replication)),
             )
     return graph
+
+
+def _tags(replication: ReplicationSpec) -> frozenset[str] | None:
+    exact = replication.exact_tags
+    return frozenset(exact) if exact is not None else None
 
 
 def tag_cycles(graph: nx.MultiDiGraph) -> list[list[Node]]:
@@ -43,14 +48,18 @@ def tag_cycles(graph: nx.MultiDiGraph) -> list[list[Node]]:
     cycles = []
     for cycle in nx.simple_cycles(nx.DiGraph(graph)):
         hops = list(zip(cycle, cycle[1:] + cycle[:1], strict=True))
+        # A selector may pick any tag, so it shares every tag with the other hops.
         shared: frozenset[str] | None = None
         for source, target in hops:
-            tags: frozenset[str] = frozenset().union(
-                *(data["edge"].tags for data in graph.get_edge_data(source, target).values())
-            )
+            edges = [data["edge"].tags for data in graph.get_edge_data(source, target).values()]
+            if any(tags is None for tags in edges):
+                continue
+            tags: frozenset[str] = frozenset().union(*edges)
             shared = tags if shared is None else shared & tags
-        if shared:
-            cycles.append(cycle)
+        if shared is None or shared:
+            # Start at the smallest node, so the message is the same on every run.
+            start = cycle.index(min(cycle))
+            cycles.append(cycle[start:] + cycle[:start])
     return cycles
 
 

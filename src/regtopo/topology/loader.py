@@ -89,6 +89,10 @@ def read_yaml(path: Path) -> Any:
         raise TopologyError([Problem(str(path), 1, 1, "the file is not UTF-8 text")]) from err
     try:
         return yaml.load(text)
+    except RecursionError as err:
+        raise TopologyError(
+            [Problem(str(path), 1, 1, "not valid YAML: nested too deeply to read")]
+        ) from err
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -96,6 +100,13 @@ def read_yaml(path: Path) -> Any:
         raise TopologyError([Problem(str(path), line, column, f"not valid YAML: {what}")]) from err
     except YAMLError as err:
         raise TopologyError([Problem(str(path), 1, 1, f"not valid YAML: {err}")]) from err
+    except (ValueError, TypeError, OverflowError) as err:
+        # ruamel's constructors raise these for scalars like `2021-02-30` (not a date).
+        raise TopologyError([Problem(str(path), 1, 1, f"not valid YAML: {_short(err)}")]) from err
+
+
+def _short(err: Exception) -> str:
+    return (str(err) or type(err).__name__).splitlines()[0][:200]
 
 
 def _pydantic_message(error: Any) -> str:
@@ -118,11 +129,18 @@ def load(path: str | Path) -> LoadedTopology:
         raise TopologyError([Problem(str(path), 1, 1, "expected a mapping at the top level")])
 
     try:
-        topology = Topology.model_validate(_plain(document))
+        plain = _plain(document, _Budget())
+    except _TooLarge as err:
+        raise TopologyError([Problem(str(path), 1, 1, str(err))]) from None
+
+    try:
+        topology = Topology.model_validate(plain)
     except ValidationError as err:
         problems = []
         for error in err.errors():
-            location = tuple(k for k in error["loc"] if not _is_pydantic_tag(k))
+            location = _from_defaults(
+                document, tuple(k for k in error["loc"] if not _is_pydantic_tag(k))
+            )
             line, column = position_of(document, location)
             problems.append(Problem(str(path), line, column, _pydantic_message(error)))
         raise TopologyError(_unique(problems)) from None
@@ -136,17 +154,71 @@ def load(path: str | Path) -> LoadedTopology:
     return loaded
 
 
+_UNION_TAGS = {"str", "dict", "list", "exact-names", "selector"}
+
+
 def _is_pydantic_tag(key: Any) -> bool:
-    # Union members appear in locations as type names ('str', 'function-after[...]').
-    return isinstance(key, str) and ("[" in key or key in {"str", "dict", "list"})
+    # Union members appear in locations as type names ('str', 'function-after[...]') or as
+    # the tags of discriminated unions ('exact-names', 'selector').
+    return isinstance(key, str) and ("[" in key or key in _UNION_TAGS)
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip containers as plain dicts and lists (merge keys resolved)."""
+def _from_defaults(document: Any, location: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Point at the `defaults` block when a replication's failing field came from there."""
+    if len(location) < 3 or location[0] != "replications" or not isinstance(document, dict):
+        return location
+    replications, defaults = document.get("replications"), document.get("defaults")
+    index, field = location[1], location[2]
+    if (
+        isinstance(replications, list)
+        and isinstance(index, int)
+        and 0 <= index < len(replications)
+        and isinstance(replications[index], dict)
+        and field not in replications[index]
+        and isinstance(defaults, dict)
+        and field in defaults
+    ):
+        return ("defaults", *location[2:])
+    return location
+
+
+# A topology is small; a document past this many nodes is an alias bomb, not a topology.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.nodes = 0
+
+
+def _plain(node: Any, budget: _Budget, depth: int = 0) -> Any:
+    """ruamel's round-trip containers as plain dicts and lists (merge keys resolved).
+
+    Aliases are copied, so the node count and depth are bounded: a self-referencing alias or
+    a billion-laughs document ends in a clear error instead of exhausting memory.
+    """
+    budget.nodes += 1
+    if budget.nodes > MAX_NODES:
+        raise _TooLarge(
+            f"the document expands to more than {MAX_NODES} values (through YAML aliases?); "
+            "a topology is far smaller"
+        )
+    if depth > MAX_DEPTH:
+        raise _TooLarge(
+            f"the document nests more than {MAX_DEPTH} levels deep (a self-referencing YAML alias?)"
+        )
     if isinstance(node, dict):
-        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+        return {
+            (k if isinstance(k, str) else str(k)): _plain(v, budget, depth + 1)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [_plain(v, budget, depth + 1) for v in node]
     return node
 
 

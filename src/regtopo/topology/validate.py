@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regtopo.topology import graph as topology_graph
+from regtopo.topology.models import Mode
 
 if TYPE_CHECKING:
     from regtopo.topology.loader import LoadedTopology, Problem
@@ -35,6 +36,28 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                     location,
                     f"unknown registry {ref.registry!r}; expected one of: {', '.join(known)}",
                 )
+        source_spec = topology.registries.get(replication.source.registry)
+        profile = source_spec.profile if source_spec is not None else None
+        if (
+            replication.source.is_pattern
+            and profile is not None
+            and not profile.capabilities.catalog
+        ):
+            problem(
+                ("replications", index, "source"),
+                f"the source pattern {replication.source} needs the repository list, and "
+                f"{profile.title} serves no catalog; name the repositories one by one",
+            )
+        if replication.mode is Mode.SYNC:
+            for target in replication.targets:
+                spec = topology.registries.get(target.registry)
+                target_profile = spec.profile if spec is not None else None
+                if target_profile is not None and target_profile.capabilities.delete is False:
+                    problem(
+                        ("replications", index, "mode"),
+                        f"mode sync deletes tags at {target}, and {target_profile.title} "
+                        "does not delete through the registry API; use mode mirror",
+                    )
         for i, target in enumerate(replication.targets):
             if (target.registry, target.repository) == (
                 replication.source.registry,
@@ -44,9 +67,10 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
 
     # Two replications may not write the same target tag from different sources.
     writers: dict[tuple[str, str, str], tuple[int, str]] = {}
+    # Selectors and patterns are checked again at plan time, against the listed tags.
     for index, replication in enumerate(topology.replications):
         for i, target in enumerate(replication.targets):
-            for tag in replication.tags:
+            for tag in replication.exact_tags or []:
                 key = (target.registry, target.repository, tag)
                 source = str(replication.source)
                 if key in writers and writers[key][1] != source:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.topology.loader import LoadedTopology
+from regtopo.topology.selectors import select_tags
 
 
 @dataclass(frozen=True)
@@ -43,24 +44,32 @@ def audit(
     for replication in topology.replications:
         if not replication.verify:
             continue
-        places = list(replication.targets)
+        places = [(t.registry, t.repository) for t in replication.targets]
         if registry is not None:
-            places = [p for p in [replication.source, *places] if p.registry == registry]
-        for place in places:
-            repository = session.repository(place.registry, place.repository)
-            for tag in replication.tags:
-                key = (place.registry, place.repository, tag, replication.label)
+            source = (replication.source.registry, replication.source.repository)
+            places = [p for p in [source, *places] if p[0] == registry]
+        for place_registry, place_repository in places:
+            repository = session.repository(place_registry, place_repository)
+            exact = replication.exact_tags
+            # A selector is applied to what the place holds now.
+            tags = (
+                exact
+                if exact is not None
+                else select_tags(replication.tags, repository.list_tags())
+            )
+            for tag in tags:
+                key = (place_registry, place_repository, tag, replication.label)
                 if key in seen:
                     continue
                 seen.add(key)
                 head = repository.head_manifest(tag)
                 if head is None:
-                    entries.append(AuditEntry(place.registry, place.repository, tag, None))
+                    entries.append(AuditEntry(place_registry, place_repository, tag, None))
                     continue
                 results = policies.evaluate(replication, repository, head.digest)
                 entries.append(
                     AuditEntry(
-                        place.registry, place.repository, tag, str(head.digest), tuple(results)
+                        place_registry, place_repository, tag, str(head.digest), tuple(results)
                     )
                 )
     return entries

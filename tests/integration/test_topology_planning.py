@@ -1,0 +1,258 @@
+"""The planner on the topology language's features: platform subsets, pins, sync deletions,
+plan-time conflicts, the catalog, and the per-registry request rate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from regtopo.apply.executor import Executor
+from regtopo.errors import RegtopoError
+from regtopo.plan.actions import ActionKind, Plan
+from regtopo.plan.planner import Planner
+from regtopo.plan.session import Session
+from regtopo.registry.client import RegistryClient
+from regtopo.render.text import render_plan
+from regtopo.topology.loader import load
+from tests.support.registries import Registry, push_random_image
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def plan_text(tmp_path: Path, text: str, *, apply: bool = False) -> Plan:
+    path = tmp_path / "topology.yaml"
+    path.write_text(text)
+    loaded = load(path)
+    session = Session(loaded.topology, base_dir=tmp_path)
+    try:
+        plan = Planner(loaded, session).plan()
+        if apply:
+            report = Executor(session, allow_delete=True).apply(plan)
+            assert [r.message for r in report.results if not r.ok] == []
+        return plan
+    finally:
+        session.close()
+
+
+def tagged_digest(layout: Path, tag: str) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    for entry in index["manifests"]:
+        if (entry.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag:
+            return str(entry["digest"])
+    raise AssertionError(f"no tag {tag} in {layout}")
+
+
+def layouts(fixtures_dir: Path, extra: str = "") -> str:
+    return f"""\
+registries:
+  fixtures: {{path: {fixtures_dir}}}
+  out: {{path: ./out}}
+{extra}"""
+
+
+def test_a_platform_subset_of_an_index_is_refused_naming_the_new_digest(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    digest = tagged_digest(fixtures_dir / "regclient-testrepo", "b1")
+
+    plan = plan_text(
+        tmp_path,
+        layouts(fixtures_dir)
+        + """\
+replications:
+  - source: fixtures/regclient-testrepo
+    targets: [out/subset]
+    tags: [b1]
+    platforms: [linux/amd64, linux/arm64]
+  - source: fixtures/regclient-testrepo
+    targets: [out/every]
+    tags: [b1]
+    platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]
+""",
+    )
+
+    assert [(a.kind, str(a.target), a.reason) for a in plan.actions] == [
+        (
+            ActionKind.SKIPPED,
+            "out/subset:b1",
+            "platforms linux/amd64, linux/arm64 of linux/amd64, linux/arm64, linux/arm/v7, "
+            f"linux/arm/v6 selected: the target would get a new index with another digest than "
+            f"{digest}, and regtopo does not build that index yet; select all platforms to copy "
+            "it digest-exact",
+        ),
+        (ActionKind.COPY, "out/every:b1", "the content is missing at the target"),
+    ]
+
+
+def test_a_pinned_tag_gets_the_pinned_digest_wherever_the_source_tag_points(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    b1 = tagged_digest(fixtures_dir / "regclient-testrepo", "b1")
+
+    plan = plan_text(
+        tmp_path,
+        layouts(fixtures_dir)
+        + f"""\
+replications:
+  - source: fixtures/regclient-testrepo
+    targets: [out/app]
+    tags:
+      digests: {{b2: "{b1}", stable: "sha256:{"0" * 64}"}}
+""",
+    )
+
+    assert [(a.kind, str(a.source), str(a.target), a.reason) for a in plan.actions] == [
+        (
+            ActionKind.COPY,
+            f"fixtures/regclient-testrepo:{b1}",
+            "out/app:b2",
+            "the content is missing at the target",
+        ),
+        (
+            ActionKind.SKIPPED,
+            f"fixtures/regclient-testrepo:sha256:{'0' * 64}",
+            "out/app:stable",
+            "the pinned digest is not in the source repository",
+        ),
+    ]
+    assert plan.actions[0].content is not None and plan.actions[0].content.digest == b1
+
+
+def test_selectors_from_two_sources_writing_one_target_tag_are_refused_at_plan(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    text = layouts(fixtures_dir) + (
+        "replications:\n"
+        "  - {name: one, source: fixtures/regclient-testrepo, targets: [out/app], "
+        "tags: {include: ['b.']}}\n"
+        "  - {name: two, source: out/other, targets: [out/app], tags: {include: ['b1', 'x']}}\n"
+    )
+    # out/other holds b1 too (a copy of the whole layout), so both selectors pick out/app:b1.
+    shutil.copytree(fixtures_dir / "regclient-testrepo", tmp_path / "out" / "other")
+
+    with pytest.raises(RegtopoError) as caught:
+        plan_text(tmp_path, text)
+
+    assert caught.value.message == (
+        "replications one and two both write out/app:b1, from fixtures/regclient-testrepo "
+        "and from out/other"
+    )
+
+
+@pytest.mark.registry
+def test_sync_plans_deletions_except_a_manifest_a_kept_tag_shares(
+    tmp_path: Path, registry: Registry
+) -> None:
+    # source: 1.0.0 is image S, 1.0.1 is image K. target: 1.0.0 and alias are K, 0.1.0 is G.
+    push_random_image(registry, "source", "1.0.0")
+    kept = push_random_image(registry, "source", "1.0.1")
+    gone = push_random_image(registry, "target", "0.1.0")
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    with httpx.Client(base_url=registry.url) as client:
+        manifest = client.get("/v2/source/manifests/1.0.1", headers=accept)
+        document = manifest.json()
+        for blob in [document["config"], *document["layers"]]:
+            client.post(
+                "/v2/target/blobs/uploads/", params={"mount": blob["digest"], "from": "source"}
+            ).raise_for_status()
+        for tag in ("1.0.0", "alias"):
+            client.put(
+                f"/v2/target/manifests/{tag}",
+                content=manifest.content,
+                headers={"Content-Type": manifest.headers["content-type"]},
+            ).raise_for_status()
+
+    text = f"""\
+registries:
+  local: {{host: "{registry.url}"}}
+replications:
+  - source: local/source
+    targets: [local/target]
+    tags: {{semver: ">=1.0"}}
+    mode: sync
+"""
+    plan = plan_text(tmp_path, text, apply=True)
+    again = plan_text(tmp_path, text)
+    rendered = render_plan(plan)
+
+    assert [(a.kind, str(a.target)) for a in plan.actions] == [
+        (ActionKind.COPY, "local/target:1.0.0"),
+        (ActionKind.RETAG, "local/target:1.0.1"),
+        (ActionKind.DELETE, "local/target:0.1.0"),
+        (ActionKind.SKIPPED, "local/target:alias"),
+    ]
+    delete, alias = plan.actions[2], plan.actions[3]
+    assert delete.deletion is not None and delete.deletion.digest == gone
+    assert alias.deletion is not None and alias.deletion.digest == kept
+    # Registries delete manifests, not tags: alias shares its manifest with a kept tag.
+    assert alias.reason.startswith("not deleted: tag(s) ")
+    assert "stay on the same manifest" in alias.reason
+    assert f"  - delete   local/target:0.1.0@{gone[:19]}" in rendered
+    assert "sync replication 'local/source': local/source no longer has this tag" in rendered
+    assert "1 to delete" in rendered
+    assert [(a.kind, str(a.target)) for a in again.actions] == [
+        (ActionKind.IN_SYNC, "local/target:1.0.0"),
+        (ActionKind.IN_SYNC, "local/target:1.0.1"),
+        (ActionKind.SKIPPED, "local/target:alias"),
+    ]
+
+
+@pytest.mark.registry
+def test_patterns_expand_over_the_catalog_into_templates(
+    tmp_path: Path, registry: Registry
+) -> None:
+    for repository in ("team/api", "team/tools/cli", "other/app"):
+        push_random_image(registry, repository, "1.0.0")
+
+    plan = plan_text(
+        tmp_path,
+        f"""\
+registries:
+  local: {{host: "{registry.url}"}}
+  disk: {{path: ./disk}}
+replications:
+  - source: local/team/*
+    targets: ["disk/mirror/{{name}}", "local/copy/{{repository}}"]
+    tags: [1.0.0]
+""",
+    )
+
+    assert sorted(str(a.target) for a in plan.actions if a.kind is ActionKind.COPY) == [
+        "disk/mirror/api:1.0.0",
+        "disk/mirror/tools/cli:1.0.0",
+        "local/copy/team/api:1.0.0",
+        "local/copy/team/tools/cli:1.0.0",
+    ]
+
+
+@pytest.mark.registry
+def test_the_catalog_is_read_page_by_page(registry: Registry) -> None:
+    for repository in ("a", "b/c", "d"):
+        push_random_image(registry, repository, "t")
+    client = RegistryClient("local", registry.host, scheme="http")
+
+    names = client.list_repositories(page_size=2)
+    client.close()
+
+    assert names == ["a", "b/c", "d"]
+    assert registry.count_requests("GET", r"^/v2/_catalog") == 2
+
+
+@pytest.mark.registry
+def test_requests_per_second_spaces_the_requests(registry: Registry) -> None:
+    client = RegistryClient("local", registry.host, scheme="http", requests_per_second=20)
+    repository = client.repository("nothing")
+
+    started = time.monotonic()
+    for _ in range(11):
+        repository.head_manifest("latest")
+    elapsed = time.monotonic() - started
+    client.close()
+
+    assert elapsed >= 0.5
+    assert client.request_count == 11

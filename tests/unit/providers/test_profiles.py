@@ -1,0 +1,42 @@
+"""Provider profiles: shipped for every product, inferred from hosts."""
+
+from __future__ import annotations
+
+import pytest
+
+from regtopo.providers.profiles import AuthFlavour, infer, names, profile_for
+
+
+def test_a_profile_ships_for_every_named_product() -> None:
+    assert names() == [
+        "acr", "artifactory", "distribution", "dockerhub", "ecr", "gar", "generic", "ghcr",
+        "gitlab", "harbor", "nexus", "quay", "zot",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("host", "provider"),
+    [
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "ecr"),
+        ("europe-west1-docker.pkg.dev", "gar"),
+        ("acme.azurecr.io", "acr"),
+        ("ghcr.io", "ghcr"),
+        ("docker.io", "dockerhub"),
+        ("https://quay.io/", "quay"),
+        ("http://127.0.0.1:5000", "distribution"),
+        ("registry.example.com", "generic"),
+    ],
+)
+def test_provider_is_inferred_from_the_host(host: str, provider: str) -> None:
+    assert infer(host).name == provider
+
+
+def test_a_named_provider_overrides_the_host() -> None:
+    profile = profile_for("registry.example.com", "harbor")
+
+    assert profile is not None
+    assert (profile.name, profile.auth, profile.capabilities.catalog) == (
+        "harbor",
+        AuthFlavour.BEARER_TOKEN,
+        True,
+    )
