@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from regtopo.errors import RegtopoError
+from regtopo.oci.reference import canonical_repository
 from regtopo.registry.auth import Credentials
 from regtopo.registry.client import RegistryClient, TLSSettings
 from regtopo.registry.credentials import lookup
@@ -53,7 +54,9 @@ class Session:
             if not root.is_absolute():
                 root = self.base_dir / root
             return LayoutRepository(registry, root, name)
-        return self.client(registry).repository(name)
+        assert spec.host is not None
+        # Docker Hub's `library/` rule lives in one place: hello-world is library/hello-world.
+        return self.client(registry).repository(canonical_repository(spec.host, name))
 
     def client(self, registry: str) -> RegistryClient:
         with self._lock:
