@@ -73,7 +73,12 @@ def test_c15_manifest_put_answered_429_is_retried_honouring_retry_after(
         inject("PUT", rf"/v2/org/app/manifests/{digest}", too_many("1"), too_many())
     )
 
-    copy(clients(registry.host).repository("org/app"), clients(proxy.host).repository("org/app"), digest, ["v1"])
+    copy(
+        clients(registry.host).repository("org/app"),
+        clients(proxy.host).repository("org/app"),
+        digest,
+        ["v1"],
+    )
 
     puts = proxy.seen("PUT", rf"/v2/org/app/manifests/{digest}")
     assert [p.status for p in puts] == [429, 429, 201]

@@ -61,10 +61,13 @@ class CopyEngine:
 
     def __init__(self, *, blob_workers: int = 4, include_non_distributable: bool = False) -> None:
         self.include_non_distributable = include_non_distributable
+        self.blob_workers = blob_workers
         self._pool = ThreadPoolExecutor(blob_workers, thread_name_prefix="regtopo-blob")
         self._inflight: dict[tuple[str, str, Digest], Future[str]] = {}
         self._present: set[tuple[str, str, Digest]] = set()
-        self._lock = threading.Lock()
+        # Re-entrant: a transfer that finishes at once runs its done-callback (which takes
+        # this lock) in the submitting thread, still inside `_blob`'s critical section.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

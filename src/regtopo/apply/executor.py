@@ -9,6 +9,7 @@ failed is not attempted.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,12 @@ class Executor:
         self.fail_fast = fail_fast
         self.on_result = on_result
         self.engine = CopyEngine(blob_workers=max(4, parallelism))
+        # Replications that opted into non-distributable layers get their own engine.
+        self._engines = {False: self.engine}
+        self._engines_lock = threading.Lock()
+        self._include_non_distributable = {
+            r.label for r in session.topology.replications if r.include_non_distributable
+        }
         self._failed_targets: set[tuple[str, str, str]] = set()
         self._stop = False
 
@@ -98,7 +105,8 @@ class Executor:
                         if self.on_result:
                             self.on_result(result)
         finally:
-            self.engine.close()
+            for engine in self._engines.values():
+                engine.close()
         report.seconds = time.monotonic() - started
         return report
 
@@ -120,6 +128,15 @@ class Executor:
             return ActionResult(
                 action, Outcome.FAILED, err.diagnostics(), time.monotonic() - started
             )
+
+    def _engine_for(self, action: Action) -> CopyEngine:
+        include = action.replication in self._include_non_distributable
+        with self._engines_lock:
+            if include not in self._engines:
+                self._engines[include] = CopyEngine(
+                    blob_workers=self.engine.blob_workers, include_non_distributable=True
+                )
+            return self._engines[include]
 
     def _execute(self, action: Action) -> tuple[Outcome, CopyStats]:
         assert action.content is not None
@@ -150,5 +167,5 @@ class Executor:
                 return Outcome.DONE, CopyStats()
             # The content left the target since the plan: copy it after all.
 
-        stats = self.engine.copy(source, target, digest, [action.target.tag])
+        stats = self._engine_for(action).copy(source, target, digest, [action.target.tag])
         return Outcome.DONE, stats

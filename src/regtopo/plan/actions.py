@@ -51,6 +51,9 @@ class Content(BaseModel):
     children: int = 0
     platforms: list[str] = Field(default_factory=list)
     attestations: int = 0
+    layer_media_types: list[str] = Field(
+        default_factory=list, description="an image's layer media types, verbatim, in order"
+    )
 
 
 class Action(BaseModel):
@@ -66,6 +69,9 @@ class Action(BaseModel):
     bytes_present: int = 0
     blobs_to_send: int = 0
     manifests_to_send: int = 0
+    non_distributable: list[str] = Field(
+        default_factory=list, description="digests of non-distributable (foreign) layers"
+    )
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = ""
 

@@ -65,8 +65,19 @@ class Observer:
             self._remember(repository, descriptor.digest, known)
         return known
 
-    def cost(self, source: Repository, target: Repository, root: Manifest) -> TreeCost:
-        """Walk the tree under `root` at the source and price what the target lacks."""
+    def cost(
+        self,
+        source: Repository,
+        target: Repository,
+        root: Manifest,
+        *,
+        include_non_distributable: bool = False,
+    ) -> TreeCost:
+        """Walk the tree under `root` at the source and price what the target lacks.
+
+        Non-distributable layers are listed; they count as bytes to send only when the
+        replication includes them.
+        """
         cost = TreeCost()
         seen: set[Digest] = set()
         counted_blobs: set[Digest] = set()
@@ -88,7 +99,8 @@ class Observer:
                 counted_blobs.add(blob.digest)
                 if blob.urls or _non_distributable(blob):
                     cost.non_distributable.append(str(blob.digest))
-                    continue
+                    if not include_non_distributable:
+                        continue
                 if self.blob_present(target, blob):
                     cost.bytes_present += blob.size
                 else:

@@ -60,6 +60,7 @@ def summarise(manifest: Manifest) -> Content:
         children=len(children),
         platforms=platforms,
         attestations=attestations,
+        layer_media_types=[layer.media_type for layer in manifest.layers],
     )
 
 
@@ -173,10 +174,13 @@ class Planner:
                 **base,
             )
 
-        cost = self.observer.cost(origin, target, manifest)
+        include = replication.include_non_distributable
+        cost = self.observer.cost(origin, target, manifest, include_non_distributable=include)
         reason = "the content is missing at the target"
         if cost.non_distributable:
-            reason += f"; {len(cost.non_distributable)} non-distributable layer(s) are not sent"
+            reason += f"; {len(cost.non_distributable)} non-distributable layer(s) " + (
+                "are sent (include_non_distributable)" if include else "are not sent"
+            )
         return Action(
             kind=ActionKind.COPY,
             content=content,
@@ -185,6 +189,7 @@ class Planner:
             bytes_present=cost.bytes_present,
             blobs_to_send=cost.blobs_to_send,
             manifests_to_send=cost.manifests_to_send,
+            non_distributable=cost.non_distributable,
             hop=hop,
             reason=reason,
             **base,

@@ -36,6 +36,9 @@ def describe_content(action: Action) -> str:
             parts.append(f"{extra} other")
         if parts:
             text += f" ({', '.join(parts)})"
+    elif content.layer_media_types:
+        # verbatim and in order: zstd, foreign and artifact layers are copied as they are
+        text += f" (layers: {', '.join(content.layer_media_types)})"
     return text
 
 

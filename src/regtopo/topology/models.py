@@ -114,6 +114,11 @@ class ReplicationSpec(Model):
     source: RepositoryRef
     targets: list[RepositoryRef] = Field(min_length=1)
     tags: list[str] = Field(min_length=1, description="tags to replicate, by exact name")
+    include_non_distributable: bool = Field(
+        False,
+        description="also upload non-distributable (foreign) layers; the manifest and its "
+        "digest stay unchanged",
+    )
 
     @field_validator("source", mode="before")
     @classmethod
