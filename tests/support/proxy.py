@@ -549,13 +549,23 @@ def refuse_schema1(status: int = 500) -> Rule:
     return rule
 
 
-def absent_repositories(exists: Callable[[str], bool]) -> Rule:
-    """ECR: a repository that was not created answers 404 NAME_UNKNOWN to everything."""
+def absent_repositories(proxy: Proxy, exists: Callable[[str], bool]) -> Rule:
+    """ECR: a repository that was not created answers 404 NAME_UNKNOWN to everything; one
+    that was created lists its tags (empty) even before the first push."""
 
     def rule(request: ProxyRequest) -> Reply | None:
         match = re.fullmatch(r"/v2/(.+?)/(manifests|blobs|tags|referrers)/.*", request.path)
-        if match and not exists(match.group(1)):
-            return error_reply(404, "NAME_UNKNOWN", f"repository {match.group(1)} does not exist")
+        if not match:
+            return None
+        repository = match.group(1)
+        if not exists(repository):
+            return error_reply(404, "NAME_UNKNOWN", f"repository {repository} does not exist")
+        if request.method == "GET" and match.group(2) == "tags":
+            reply = proxy.forward(request)
+            if reply.status == 404:
+                body = json.dumps({"name": repository, "tags": []}).encode()
+                return Reply(200, {"Content-Type": "application/json"}, body)
+            return reply
         return None
 
     return rule

@@ -21,6 +21,7 @@ from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.plan.actions import Action, ActionKind, Plan
 from regtopo.plan.session import Session
+from regtopo.registry.errors import RepositoryNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Executor:
             r.label for r in session.topology.replications if r.include_non_distributable
         }
         self._failed_targets: set[tuple[str, str, str]] = set()
+        self._absent_targets: set[tuple[str, str]] = set()
         self._stop = False
 
     def apply(self, plan: Plan) -> ApplyReport:
@@ -114,6 +116,14 @@ class Executor:
         source = action.source
         if self._stop:
             return ActionResult(action, Outcome.NOT_ATTEMPTED, "stopped after an earlier failure")
+        target = action.target
+        if (target.registry, target.repository) in self._absent_targets:
+            return ActionResult(
+                action,
+                Outcome.NOT_ATTEMPTED,
+                f"its target repository {target.registry}/{target.repository} does not exist "
+                "(reported above)",
+            )
         if (source.registry, source.repository, source.tag) in self._failed_targets:
             return ActionResult(
                 action, Outcome.NOT_ATTEMPTED, f"its source {source} failed earlier in this apply"
@@ -125,6 +135,11 @@ class Executor:
         except StaleActionError as err:
             return ActionResult(action, Outcome.STALE, err.message, time.monotonic() - started)
         except RegtopoError as err:
+            if isinstance(err, RepositoryNotFoundError) or isinstance(
+                err.__cause__, RepositoryNotFoundError
+            ):
+                # One error per repository: the other actions into it are not attempted.
+                self._absent_targets.add((target.registry, target.repository))
             return ActionResult(
                 action, Outcome.FAILED, err.diagnostics(), time.monotonic() - started
             )
@@ -167,5 +182,7 @@ class Executor:
                 return Outcome.DONE, CopyStats()
             # The content left the target since the plan: copy it after all.
 
+        if action.create_repository:
+            self.session.create_repository(action.target.registry, action.target.repository)
         stats = self._engine_for(action).copy(source, target, digest, [action.target.tag])
         return Outcome.DONE, stats

@@ -72,6 +72,9 @@ class Action(BaseModel):
     non_distributable: list[str] = Field(
         default_factory=list, description="digests of non-distributable (foreign) layers"
     )
+    create_repository: bool = Field(
+        False, description="the target repository is created (provider API) before the copy"
+    )
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = ""
 

@@ -8,6 +8,7 @@ applied.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,8 @@ class Planner:
         self.session = session
         self.observer = Observer()
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
+        self._absent: dict[tuple[str, str], bool] = {}
+        self._absent_lock = threading.Lock()
 
     def plan(self, only: set[str] | None = None) -> Plan:
         plan = Plan(topology=str(self.loaded.path))
@@ -89,6 +92,17 @@ class Planner:
                 if only is None or action.replication in only:
                     plan.actions.append(action)
         return plan
+
+    def _repository_absent(self, ref: TagRef) -> bool:
+        """Asked once per target repository: absent where the registry cannot create it."""
+        key = _absent_key(ref)
+        with self._absent_lock:
+            known = self._absent.get(key)
+        if known is None:
+            known = self.session.repository_absent(ref.registry, ref.repository)
+            with self._absent_lock:
+                self._absent[key] = known
+        return known
 
     def _plan_tag(self, replication: ReplicationSpec, tag: str, target_index: int) -> Action:
         target_spec = replication.targets[target_index]
@@ -164,7 +178,22 @@ class Planner:
                 **base,
             )
 
-        if self.observer.manifest_present(target, digest):
+        create_repository = False
+        if current is None and self._repository_absent(target_ref):
+            spec = self.session.spec(target_ref.registry)
+            if not spec.create_repositories:
+                return Action(
+                    kind=ActionKind.SKIPPED,
+                    content=content,
+                    hop=hop,
+                    reason=f"the target repository {target_ref.repository} does not exist and "
+                    f"registry {target_ref.registry!r} does not create repositories on push: "
+                    "create it, or set `create_repositories: true` on the registry",
+                    **base,
+                )
+            create_repository = True
+
+        if not create_repository and self.observer.manifest_present(target, digest):
             return Action(
                 kind=ActionKind.RETAG,
                 content=content,
@@ -177,6 +206,8 @@ class Planner:
         include = replication.include_non_distributable
         cost = self.observer.cost(origin, target, manifest, include_non_distributable=include)
         reason = "the content is missing at the target"
+        if create_repository:
+            reason = "create-repository first; " + reason
         if cost.non_distributable:
             reason += f"; {len(cost.non_distributable)} non-distributable layer(s) " + (
                 "are sent (include_non_distributable)" if include else "are not sent"
@@ -190,10 +221,15 @@ class Planner:
             blobs_to_send=cost.blobs_to_send,
             manifests_to_send=cost.manifests_to_send,
             non_distributable=cost.non_distributable,
+            create_repository=create_repository,
             hop=hop,
             reason=reason,
             **base,
         )
+
+
+def _absent_key(ref: TagRef) -> tuple[str, str]:
+    return (ref.registry, ref.repository)
 
 
 def _by_hop(

@@ -371,6 +371,20 @@ class RemoteRepository(Repository):
                 )
         return PushResult(manifest.digest, subject_recorded="oci-subject" in response.headers)
 
+    def exists(self) -> bool:
+        """False when the registry says `NAME_UNKNOWN` for this repository."""
+        try:
+            self.client.request(
+                "GET",
+                self._path("tags/list"),
+                scopes=self.pull,
+                action=f"checking repository {self}",
+                params=[("n", "1")],
+            )
+        except RepositoryNotFoundError:
+            return False
+        return True
+
     def delete_manifest(self, digest: Digest) -> None:
         scopes = _scopes(f"repository:{self.name}:delete")
         response = self.client.request(

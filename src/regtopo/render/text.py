@@ -50,6 +50,10 @@ def render_action(action: Action) -> str:
     ):
         line += f"  <- {action.source}"
     details = [describe_content(action)] if action.content else []
+    if action.create_repository:
+        details.append(
+            "create-repository " + f"{action.target.registry}/{action.target.repository}"
+        )
     if action.kind is ActionKind.COPY:
         details.append(
             f"{human_bytes(action.bytes_to_send)} to send in {action.blobs_to_send} blobs, "

@@ -63,6 +63,11 @@ class RegistrySpec(Model):
     provider: str | None = Field(None, description="the registry product; inferred from the host")
     credentials: CredentialsSpec | None = None
     tls: TLSSpec | None = None
+    create_repositories: bool = Field(
+        False,
+        description="create missing target repositories through the provider's API first "
+        "(ECR does not create them on push)",
+    )
     max_connections: Annotated[int, Field(ge=1, le=256)] = Field(
         8, description="concurrent requests to this registry"
     )
