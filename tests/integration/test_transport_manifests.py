@@ -419,3 +419,38 @@ def test_c09_schema1_source_is_planned_as_not_replicable_and_never_pushed(
         target_client.close()
     assert "cannot be replicated by digest" in caught.value.message
     assert target.count("PUT") == 0
+
+
+def test_c07_plan_compares_digests_in_the_source_algorithm(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """C07: a target naming the same bytes by sha256 is in sync with a sha512 source."""
+    digest, raw = sha512_layout(tmp_path / "layout")
+    document = json.loads(raw)
+    blobs = tmp_path / "layout" / "org" / "app" / "blobs" / "sha256"
+    with Pusher(registry, "org/app") as pusher:
+        for entry in [document["config"], *document["layers"]]:
+            pusher.blob((blobs / entry["digest"].split(":")[1]).read_bytes())
+        pusher.manifest(raw, mt.OCI_MANIFEST, "v1")
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "registries": {
+                    "layout": {"path": str(tmp_path / "layout")},
+                    "dst": {"host": f"http://{registry.host}"},
+                },
+                "replications": [
+                    {"source": "layout/org/app", "targets": ["dst/org/app"], "tags": ["v1"]}
+                ],
+            }
+        )
+    )
+
+    plan, report = plan_and_apply(path)
+
+    (action,) = plan.actions
+    assert action.kind is ActionKind.IN_SYNC
+    assert action.content is not None and action.content.digest == str(digest)
+    assert action.target_digest_before == str(digest)
+    assert report.results == []

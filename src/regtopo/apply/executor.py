@@ -20,6 +20,7 @@ from regtopo.apply.copy import CopyEngine, CopyStats
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.plan.actions import Action, ActionKind, Plan
+from regtopo.plan.observe import in_algorithm
 from regtopo.plan.session import Session
 from regtopo.registry.errors import RepositoryNotFoundError
 
@@ -165,7 +166,9 @@ class Executor:
             raise StaleActionError(
                 f"{action.source} now points at {now}, the plan expected {digest}; plan again"
             )
-        current = target.head_manifest(action.target.tag)
+        current = in_algorithm(
+            target, action.target.tag, target.head_manifest(action.target.tag), digest.algorithm
+        )
         if current is not None and current.digest == digest:
             return Outcome.UNCHANGED, CopyStats()
         before = str(current.digest) if current else None

@@ -115,3 +115,19 @@ def _non_distributable(descriptor: Descriptor) -> bool:
     from regtopo.oci.mediatype import is_non_distributable
 
     return is_non_distributable(descriptor.media_type)
+
+
+def in_algorithm(
+    repository: Repository, reference: str, found: Descriptor | None, algorithm: str
+) -> Descriptor | None:
+    """`found` (what `reference` resolves to) with its digest in `algorithm`.
+
+    A target that names content by sha256 while the source uses sha512 (C07) would otherwise
+    never look in sync: the bytes are read and hashed with the source's algorithm instead.
+    """
+    if found is None or found.digest.algorithm == algorithm:
+        return found
+    manifest = repository.get_manifest(reference, expected=found.digest)
+    if manifest is None:
+        return None
+    return Descriptor(found.media_type, Digest.of(manifest.raw, algorithm), found.size)

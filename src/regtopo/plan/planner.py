@@ -17,7 +17,7 @@ from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
-from regtopo.plan.observe import Observer
+from regtopo.plan.observe import Observer, in_algorithm
 from regtopo.plan.session import Session
 from regtopo.registry.store import Repository
 from regtopo.topology.graph import replication_order
@@ -167,7 +167,9 @@ class Planner:
                 **base,
             )
 
-        current = target.head_manifest(target_ref.tag)
+        current = in_algorithm(
+            target, target_ref.tag, target.head_manifest(target_ref.tag), digest.algorithm
+        )
         before = str(current.digest) if current else None
         if current is not None and current.digest == digest:
             return Action(
