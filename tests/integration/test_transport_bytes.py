@@ -28,6 +28,7 @@ from tests.support.content import (
     index,
 )
 from tests.support.proxy import (
+    DROP,
     BlobStore,
     Proxy,
     Reply,
@@ -472,3 +473,32 @@ def skopeo_or_http_digest(registry: Registry, reference: str) -> str:
         auth=registry.credentials,
     )
     return "sha256:" + __import__("hashlib").sha256(response.content).hexdigest()
+
+
+def test_chunk_whose_answer_was_lost_restarts_the_upload_once(
+    registry: Registry, make_proxy: MakeProxy, clients: Any, engine: CopyEngine
+) -> None:
+    """The second chunk lands but its answer is dropped; the retry hits a stale session
+    (2.8: BLOB_UPLOAD_INVALID), so the blob is uploaded again in a new session, once."""
+    data = os.urandom(3500)
+    with Pusher(registry, "src/app") as pusher:
+        digest, _ = image(pusher, [("application/vnd.oci.image.layer.v1.tar", data)], tag="v1")
+    proxy = make_proxy(registry.url)
+    lost = iter(range(10))
+
+    def second_patch(request: Any) -> Any:
+        if request.method == "PATCH" and next(lost) == 1:
+            proxy.forward(request)
+            return DROP
+        return None
+
+    proxy.add(second_patch)
+    target = clients(proxy.host, chunk_size=1000).repository("org/app")
+
+    engine.copy(clients(registry.host).repository("src/app"), target, Digest.parse(digest), ["v1"])
+
+    statuses = [(s.headers["content-range"], s.status) for s in proxy.seen("PATCH")]
+    assert statuses[:3] == [("0-999", 202), ("1000-1999", 0), ("1000-1999", 404)]
+    assert [r for r, _ in statuses[3:]] == ["0-999", "1000-1999", "2000-2999", "3000-3499"]
+    assert proxy.count("POST", r"/v2/org/app/blobs/uploads/") == 3  # config, layer, restart
+    assert skopeo_or_http_digest(registry, "org/app:v1") == digest

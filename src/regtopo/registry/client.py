@@ -461,11 +461,35 @@ class RemoteRepository(Repository):
             if descriptor.size <= self.client.chunk_size:
                 self._put_monolithic(descriptor, opener, location)
             else:
-                self._put_chunked(descriptor, opener, location)
+                try:
+                    self._put_chunked(descriptor, opener, location)
+                except RegistryError as err:
+                    if not _session_lost(err):
+                        raise
+                    # A chunk landed but its answer was lost, so the retry used a stale
+                    # session state: the registry cannot resume it. Start over once.
+                    log.warning(
+                        "restarting the upload of %s to %s: %s", descriptor.digest.short, self, err
+                    )
+                    self._cancel_upload(location)
+                    location = self._start_upload(descriptor)
+                    self._put_chunked(descriptor, opener, location)
         except BaseException:
             self._cancel_upload(location)
             raise
         return "uploaded"
+
+    def _start_upload(self, descriptor: Descriptor) -> str:
+        response = self.client.request(
+            "POST",
+            self._path("blobs/uploads/"),
+            scopes=self.push,
+            action=f"starting upload of {descriptor.digest.short} to {self}",
+            headers={"Content-Length": "0"},
+            ok=(202,),
+        )
+        _discard(response)
+        return _location(response)
 
     def _put_monolithic(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
         def body() -> Iterable[bytes]:
@@ -590,6 +614,13 @@ def _location(response: httpx.Response) -> str:
             f"upload to {redact_url(response.request.url)}: the registry sent no Location"
         )
     return str(response.url.join(location))
+
+
+def _session_lost(err: RegistryError) -> bool:
+    """An upload session the registry no longer accepts where we are (stale state, 416)."""
+    return err.status == 416 or bool(
+        {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(err.codes)
+    )
 
 
 def _with_digest(location: str, digest: Digest) -> str:
