@@ -199,6 +199,8 @@ class CopyEngine:
         ):
             stats.add(blobs_non_distributable=1)
             return "non-distributable"
+        # TODO(#3): an included foreign layer is read from the source only; a source that
+        # lacks it could be read from the descriptor's urls[] (verified the same way).
         if target.blob_exists(blob):
             stats.add(blobs_present=1)
             return "present"

@@ -85,6 +85,10 @@ class RegistryClient:
             verify=verify,
             cert=cert,
             timeout=httpx.Timeout(timeout, connect=10.0),
+            # The pool is the per-registry bound: requests beyond max_connections wait.
+            # TODO(#3): a copy within one registry whose mount is refused (202) streams a GET
+            # while its PUT waits for a second connection; with every connection held that
+            # way the PUTs wait for the pool timeout. Reserve a connection for uploads.
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
