@@ -107,3 +107,23 @@ def basic_registry(make_registry: MakeRegistry) -> Registry:
 def token_registry(make_registry: MakeRegistry) -> Registry:
     """A registry behind Bearer tokens; the issuer is ``.issuer`` (its knobs are live)."""
     return make_registry("token")
+
+
+@pytest.fixture
+def make_proxy() -> Iterator[Any]:
+    """Factory: ``make_proxy(upstream_url, **kwargs)`` starts a :class:`tests.support.proxy.Proxy`
+    (or ``make_proxy(upstream, cls=BlobStore)``); all are stopped at teardown."""
+    from tests.support.proxy import Proxy
+
+    started: list[Proxy] = []
+
+    def factory(upstream: str | None, cls: type[Proxy] = Proxy, **kwargs: Any) -> Proxy:
+        proxy = cls(upstream, **kwargs)
+        started.append(proxy)
+        return proxy
+
+    try:
+        yield factory
+    finally:
+        for proxy in reversed(started):
+            proxy.stop()

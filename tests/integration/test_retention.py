@@ -102,7 +102,8 @@ def test_plan_text_names_the_rule_the_age_and_where_the_age_came_from(
     assert result.exit_code == 2
     assert f"  - delete   hub/app:ci-1@{old['digest'][:19]}\n" in result.stdout
     assert (
-        "image; retention rule 'prune': tag matches ['ci-.*'] and is older than 30d; "
+        "image (layers: application/vnd.oci.image.layer.v1.tar); "
+        "retention rule 'prune': tag matches ['ci-.*'] and is older than 30d; "
         "age 40 days (config created)"
     ) in result.stdout
     assert "Plan: 0 to copy, 0 to retag, 1 to delete, 0 in sync, 0 skipped" in result.stdout

@@ -73,6 +73,7 @@ class CopyEngine:
 
     def __init__(self, *, blob_workers: int = 4, include_non_distributable: bool = False) -> None:
         self.include_non_distributable = include_non_distributable
+        self.blob_workers = blob_workers
         self._pool = ThreadPoolExecutor(blob_workers, thread_name_prefix="regtopo-blob")
         self._inflight: dict[tuple[str, str, Digest], Future[str]] = {}
         self._present: set[tuple[str, str, Digest]] = set()
@@ -81,7 +82,8 @@ class CopyEngine:
         # and an index pushed during that rewrite can find its child missing.
         self._manifest_inflight: dict[tuple[str, str, Digest], threading.Event] = {}
         self._manifests_done: set[tuple[str, str, Digest]] = set()
-        self._lock = threading.Lock()
+        # Re-entrant as a second guard: callbacks are registered outside it (see `_blob`).
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -282,6 +284,8 @@ class CopyEngine:
         ):
             stats.add(blobs_non_distributable=1)
             return "non-distributable"
+        # TODO(#3): an included foreign layer is read from the source only; a source that
+        # lacks it could be read from the descriptor's urls[] (verified the same way).
         if target.blob_exists(blob):
             stats.add(blobs_present=1)
             return "present"

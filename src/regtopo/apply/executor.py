@@ -15,6 +15,7 @@ are reported as skipped with the reason, and other registries carry on (cases.md
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,7 +29,9 @@ from regtopo.apply.signing import SignatureFollower, replication_of
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.plan.actions import Action, ActionKind, Plan
+from regtopo.plan.observe import in_algorithm
 from regtopo.plan.session import Session
+from regtopo.registry.errors import RepositoryNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,14 @@ class Executor:
         self.engine = CopyEngine(blob_workers=max(4, parallelism))
         self.referrers = ReferrerCopier(self.engine)
         self.signatures = SignatureFollower(session, self.engine)
+        # Replications that opted into non-distributable layers get their own engine.
+        self._engines = {False: self.engine}
+        self._engines_lock = threading.Lock()
+        self._include_non_distributable = {
+            r.label for r in session.topology.replications if r.include_non_distributable
+        }
         self._failed_targets: set[tuple[str, str, str]] = set()
+        self._absent_targets: set[tuple[str, str]] = set()
         self._stop = False
         self._deleter = Deleter(session)
 
@@ -123,7 +133,8 @@ class Executor:
             if deletions:
                 self._delete_all(report, deletions)
         finally:
-            self.engine.close()
+            for engine in self._engines.values():
+                engine.close()
         report.seconds = time.monotonic() - started
         return report
 
@@ -191,6 +202,14 @@ class Executor:
         source = action.source
         if self._stop:
             return ActionResult(action, Outcome.NOT_ATTEMPTED, "stopped after an earlier failure")
+        target = action.target
+        if (target.registry, target.repository) in self._absent_targets:
+            return ActionResult(
+                action,
+                Outcome.NOT_ATTEMPTED,
+                f"its target repository {target.registry}/{target.repository} does not exist "
+                "(reported above)",
+            )
         if (source.registry, source.repository, source.tag) in self._failed_targets:
             return ActionResult(
                 action, Outcome.NOT_ATTEMPTED, f"its source {source} failed earlier in this apply"
@@ -205,6 +224,11 @@ class Executor:
         except StaleActionError as err:
             return ActionResult(action, Outcome.STALE, err.message, time.monotonic() - started)
         except RegtopoError as err:
+            if isinstance(err, RepositoryNotFoundError) or isinstance(
+                err.__cause__, RepositoryNotFoundError
+            ):
+                # One error per repository: the other actions into it are not attempted.
+                self._absent_targets.add((target.registry, target.repository))
             return ActionResult(
                 action, Outcome.FAILED, err.diagnostics(), time.monotonic() - started
             )
@@ -229,6 +253,15 @@ class Executor:
             result.outcome = Outcome.FAILED
             result.message = "verifying at the target: " + "; ".join(str(r) for r in failed)
 
+    def _engine_for(self, action: Action) -> CopyEngine:
+        include = action.replication in self._include_non_distributable
+        with self._engines_lock:
+            if include not in self._engines:
+                self._engines[include] = CopyEngine(
+                    blob_workers=self.engine.blob_workers, include_non_distributable=True
+                )
+            return self._engines[include]
+
     def _execute(self, action: Action) -> tuple[Outcome, CopyStats]:
         assert action.content is not None
         digest = Digest.parse(action.content.digest)
@@ -241,7 +274,9 @@ class Executor:
             raise StaleActionError(
                 f"{action.source} now points at {now}, the plan expected {digest}; plan again"
             )
-        current = target.head_manifest(action.target.tag)
+        current = in_algorithm(
+            target, action.target.tag, target.head_manifest(action.target.tag), digest.algorithm
+        )
         tagged = current is not None and current.digest == digest
         if tagged and not action.referrers_to_copy:
             return Outcome.UNCHANGED, CopyStats()
@@ -261,7 +296,10 @@ class Executor:
                 target.put_manifest(present, action.target.tag)
             else:
                 # A copy, or a retag whose content left the target since the plan.
-                stats = self.engine.copy(source, target, digest, [action.target.tag])
+                if action.create_repository:
+                    self.session.create_repository(action.target.registry, action.target.repository)
+                engine = self._engine_for(action)
+                stats = engine.copy(source, target, digest, [action.target.tag])
 
         # Referrers come after their subject is complete and tagged.
         self.referrers.copy(source, target, action.referrers_to_copy, stats)

@@ -70,6 +70,9 @@ class Content(BaseModel):
     children: int = 0
     platforms: list[str] = Field(default_factory=list)
     attestations: int = 0
+    layer_media_types: list[str] = Field(
+        default_factory=list, description="an image's layer media types, verbatim, in order"
+    )
 
 
 class ReferrerRef(BaseModel):
@@ -142,6 +145,12 @@ class Action(BaseModel):
     bytes_present: int = Field(0, description="cost: blob bytes the target has already")
     blobs_to_send: int = 0
     manifests_to_send: int = 0
+    non_distributable: list[str] = Field(
+        default_factory=list, description="digests of non-distributable (foreign) layers"
+    )
+    create_repository: bool = Field(
+        False, description="the target repository is created (provider API) before the copy"
+    )
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
     reason: str = Field("", description="why the kind was chosen, in words")
     policy: str | None = Field(None, description="blocked: the signing policy that failed")

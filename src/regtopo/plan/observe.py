@@ -65,8 +65,19 @@ class Observer:
             self._remember(repository, descriptor.digest, known)
         return known
 
-    def cost(self, source: Repository, target: Repository, root: Manifest) -> TreeCost:
-        """Walk the tree under `root` at the source and price what the target lacks."""
+    def cost(
+        self,
+        source: Repository,
+        target: Repository,
+        root: Manifest,
+        *,
+        include_non_distributable: bool = False,
+    ) -> TreeCost:
+        """Walk the tree under `root` at the source and price what the target lacks.
+
+        Non-distributable layers are listed; they count as bytes to send only when the
+        replication includes them.
+        """
         cost = TreeCost()
         seen: set[Digest] = set()
         counted_blobs: set[Digest] = set()
@@ -88,7 +99,8 @@ class Observer:
                 counted_blobs.add(blob.digest)
                 if blob.urls or _non_distributable(blob):
                     cost.non_distributable.append(str(blob.digest))
-                    continue
+                    if not include_non_distributable:
+                        continue
                 if self.blob_present(target, blob):
                     cost.bytes_present += blob.size
                 else:
@@ -103,3 +115,19 @@ def _non_distributable(descriptor: Descriptor) -> bool:
     from regtopo.oci.mediatype import is_non_distributable
 
     return is_non_distributable(descriptor.media_type)
+
+
+def in_algorithm(
+    repository: Repository, reference: str, found: Descriptor | None, algorithm: str
+) -> Descriptor | None:
+    """`found` (what `reference` resolves to) with its digest in `algorithm`.
+
+    A target that names content by sha256 while the source uses sha512 (C07) would otherwise
+    never look in sync: the bytes are read and hashed with the source's algorithm instead.
+    """
+    if found is None or found.digest.algorithm == algorithm:
+        return found
+    manifest = repository.get_manifest(reference, expected=found.digest)
+    if manifest is None:
+        return None
+    return Descriptor(found.media_type, Digest.of(manifest.raw, algorithm), found.size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from regtopo.oci.attachments import Selection
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
-from regtopo.plan.observe import Observer
+from regtopo.plan.observe import Observer, in_algorithm
 from regtopo.plan.referrers import ReferrerPlanner
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
@@ -74,6 +75,7 @@ def summarise(manifest: Manifest) -> Content:
         children=len(children),
         platforms=platforms,
         attestations=attestations,
+        layer_media_types=[layer.media_type for layer in manifest.layers],
     )
 
 
@@ -87,6 +89,8 @@ class Planner:
         self.policies = PolicySet(loaded.topology, loaded.path.resolve().parent)
         self._tag_lists: dict[tuple[str, str], list[str]] = {}
         self._writers: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._absent: dict[tuple[str, str], bool] = {}
+        self._absent_lock = threading.Lock()
 
     def plan(self, only: set[str] | None = None) -> Plan:
         """Plan every replication, or only the named ones and the upstream hops they read."""
@@ -185,6 +189,17 @@ class Planner:
                     hint="a target tag needs exactly one source; narrow one of the selectors",
                 )
 
+    def _repository_absent(self, ref: TagRef) -> bool:
+        """Asked once per target repository: absent where the registry cannot create it."""
+        key = _absent_key(ref)
+        with self._absent_lock:
+            known = self._absent.get(key)
+        if known is None:
+            known = self.session.repository_absent(ref.registry, ref.repository)
+            with self._absent_lock:
+                self._absent[key] = known
+        return known
+
     def _plan_tag(self, replication: ReplicationSpec, tag: str, target_index: int) -> Action:
         target_spec = replication.targets[target_index]
         # A pinned tag is read by digest: the source tag may point elsewhere.
@@ -271,7 +286,9 @@ class Planner:
                 **base,
             )
 
-        current = target.head_manifest(target_ref.tag)
+        current = in_algorithm(
+            target, target_ref.tag, target.head_manifest(target_ref.tag), digest.algorithm
+        )
         before = str(current.digest) if current else None
         if current is not None and current.digest == digest:
             referrers = self.referrers.plan(
@@ -315,7 +332,22 @@ class Planner:
         verified, warnings = verdict
         base = {**base, "verified": verified, "warnings": warnings}
 
-        if self.observer.manifest_present(target, digest):
+        create_repository = False
+        if current is None and self._repository_absent(target_ref):
+            spec = self.session.spec(target_ref.registry)
+            if not spec.create_repositories:
+                return Action(
+                    kind=ActionKind.SKIPPED,
+                    content=content,
+                    hop=hop,
+                    reason=f"the target repository {target_ref.repository} does not exist and "
+                    f"registry {target_ref.registry!r} does not create repositories on push: "
+                    "create it, or set `create_repositories: true` on the registry",
+                    **base,
+                )
+            create_repository = True
+
+        if not create_repository and self.observer.manifest_present(target, digest):
             referrers = self.referrers.plan(
                 origin,
                 target,
@@ -334,7 +366,8 @@ class Planner:
                 **base,
             )
 
-        cost = self.observer.cost(origin, target, manifest)
+        include = replication.include_non_distributable
+        cost = self.observer.cost(origin, target, manifest, include_non_distributable=include)
         referrers = self.referrers.plan(
             origin,
             target,
@@ -344,8 +377,12 @@ class Planner:
             target_has_subject=False,
         )
         reason = "the content is missing at the target"
+        if create_repository:
+            reason = "create-repository first; " + reason
         if cost.non_distributable:
-            reason += f"; {len(cost.non_distributable)} non-distributable layer(s) are not sent"
+            reason += f"; {len(cost.non_distributable)} non-distributable layer(s) " + (
+                "are sent (include_non_distributable)" if include else "are not sent"
+            )
         return Action(
             kind=ActionKind.COPY,
             content=content,
@@ -354,6 +391,8 @@ class Planner:
             bytes_present=cost.bytes_present,
             blobs_to_send=cost.blobs_to_send,
             manifests_to_send=cost.manifests_to_send,
+            non_distributable=cost.non_distributable,
+            create_repository=create_repository,
             hop=hop,
             reason=reason,
             referrers=referrers.found,
@@ -449,6 +488,10 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _absent_key(ref: TagRef) -> tuple[str, str]:
+    return (ref.registry, ref.repository)
 
 
 def _by_hop(

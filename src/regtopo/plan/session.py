@@ -7,8 +7,10 @@ import threading
 from pathlib import Path
 
 from regtopo.errors import RegtopoError
+from regtopo.oci.reference import canonical_repository
+from regtopo.providers import creates_on_push, repository_creator
 from regtopo.registry.auth import Credentials
-from regtopo.registry.client import RegistryClient, TLSSettings
+from regtopo.registry.client import RegistryClient, RemoteRepository, TLSSettings
 from regtopo.registry.credentials import lookup
 from regtopo.registry.layout import LayoutRepository, list_layout_repositories
 from regtopo.registry.store import Repository
@@ -42,6 +44,7 @@ class Session:
         self.base_dir = base_dir
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
+        self._created: set[tuple[str, str]] = set()
 
     def spec(self, registry: str) -> RegistrySpec:
         return self.topology.registries[registry]
@@ -50,7 +53,9 @@ class Session:
         spec = self.spec(registry)
         if spec.path is not None:
             return LayoutRepository(registry, self._root(spec.path), name)
-        return self.client(registry).repository(name)
+        assert spec.host is not None
+        # Docker Hub's `library/` rule lives in one place: hello-world is library/hello-world.
+        return self.client(registry).repository(canonical_repository(spec.host, name))
 
     def list_repositories(self, registry: str) -> list[str]:
         """The repositories a registry has now: its catalog, or a layout's directories."""
@@ -102,6 +107,31 @@ class Session:
             max_connections=spec.max_connections,
             requests_per_second=spec.requests_per_second,
         )
+
+    def repository_absent(self, registry: str, name: str) -> bool:
+        """True when the registry does not create repositories on push and `name` is missing."""
+        spec = self.spec(registry)
+        if spec.path is not None or creates_on_push(spec):
+            return False
+        repository = self.repository(registry, name)
+        assert isinstance(repository, RemoteRepository)
+        return not repository.exists()
+
+    def create_repository(self, registry: str, name: str) -> bool:
+        """Create a target repository through its provider, once; False if it existed."""
+        spec = self.spec(registry)
+        creator = repository_creator(spec)
+        if creator is None:
+            raise RegtopoError(
+                f"registry {registry!r} has no provider that can create repositories"
+            )
+        with self._lock:
+            if (registry, name) in self._created:
+                return False
+            created = creator.create_repository(name)
+            self._created.add((registry, name))
+        self.client(registry).absent_repositories.pop(name, None)
+        return created
 
     def _path(self, value: str | None) -> str | None:
         if value is None:

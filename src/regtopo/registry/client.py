@@ -25,15 +25,17 @@ from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.oci.reference import api_host, canonical_host, is_valid_repository, is_valid_tag
-from regtopo.registry.auth import Authenticator, Credentials
+from regtopo.registry.auth import Authenticator, Credentials, parse_challenges
 from regtopo.registry.errors import (
     AuthError,
+    RateLimitedError,
     RegistryError,
+    RepositoryNotFoundError,
     UnreachableError,
     UnsupportedError,
     redact_url,
 )
-from regtopo.registry.retry import retrying
+from regtopo.registry.retry import ATTEMPTS, retrying
 from regtopo.registry.store import BlobOpener, PushResult, Repository
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ class RegistryClient:
         max_connections: int = 8,
         requests_per_second: float | None = None,
         timeout: float = 60.0,
+        chunk_size: int = CHUNK_SIZE,
+        retry_attempts: int = ATTEMPTS,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.name = name
         self.host = canonical_host(host)
@@ -82,15 +87,24 @@ class RegistryClient:
             verify=verify,
             cert=cert,
             timeout=httpx.Timeout(timeout, connect=10.0),
+            # The pool is the per-registry bound: requests beyond max_connections wait.
+            # TODO(#3): a copy within one registry whose mount is refused (202) streams a GET
+            # while its PUT waits for a second connection; with every connection held that
+            # way the PUTs wait for the pool timeout. Reserve a connection for uploads.
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             headers={"User-Agent": f"regtopo/{__version__}"},
+            transport=transport,
         )
+        self.chunk_size = chunk_size
+        self.retry_attempts = retry_attempts
         self.auth = Authenticator(credentials, self.host)
         self.pacer = Pacer(requests_per_second)
         self.request_count = 0
         self._warned: set[str] = set()
+        self.absent_repositories: dict[str, RepositoryNotFoundError] = {}
+        self._absent_lock = threading.Lock()
 
     def repository(self, name: str) -> RemoteRepository:
         return RemoteRepository(self, name)
@@ -149,32 +163,58 @@ class RegistryClient:
         def attempt() -> httpx.Response:
             response = self._send(method, url, scopes, headers, params, body, stream)
             if response.status_code == 401:
+                # A token that expired mid-copy (or the first challenge): renew once, resend.
                 _discard(response)
                 authorization = self.auth.authenticate(self.http, response, scopes)
                 response = self._send(
                     method, url, scopes, headers, params, body, stream, authorization
                 )
                 if response.status_code == 401:
-                    # One renewal per attempt: a token that expired mid-upload is replaced once.
                     _discard(response)
                     self.auth.invalidate(scopes)
-                    error = RegistryError.from_response(action, response)
-                    raise AuthError(
-                        error.message, status=401, codes=error.codes or ("DENIED",), hint=error.hint
-                    )
+                    raise self._refused(action, response, scopes)
             if response.status_code in ok or response.status_code in passthrough:
                 return response
             _discard(response)
             raise RegistryError.from_response(action, response)
 
         try:
-            return retrying(attempt)
+            return retrying(attempt, attempts=self.retry_attempts)
+        except RateLimitedError as err:
+            raise RateLimitedError(
+                f"{err.message}; still rate limited after {self.retry_attempts} attempts",
+                status=err.status,
+                codes=err.codes,
+                hint="lower max_connections for this registry, or try again later",
+            ) from err
         except httpx.TransportError as err:
             raise UnreachableError(
                 f"{action}: registry {self.name!r} ({self.host}) unreachable: "
                 f"{type(err).__name__}: {_short_cause(err)}",
                 hint="check the host, the port, and whether it speaks https or http",
             ) from err
+
+    def _refused(self, action: str, response: httpx.Response, scopes: frozenset[str]) -> AuthError:
+        """The error for a 401 that a fresh token or the credentials did not cure."""
+        error = RegistryError.from_response(action, response)
+        challenge = next(
+            iter(parse_challenges(response.headers.get_list("www-authenticate"))), None
+        )
+        if challenge is not None and challenge.params.get("error") == "insufficient_scope":
+            wanted = " ".join(sorted(set(challenge.scopes) | scopes))
+            return AuthError(
+                f"{action}: access denied (DENIED): the token for {self.host} does not grant "
+                f"{wanted}",
+                status=401,
+                codes=("DENIED",),
+                hint="the credentials for this registry may not pull or push this repository",
+            )
+        return AuthError(
+            f"{action}: credentials refused (UNAUTHORIZED): {error.message}",
+            status=401,
+            codes=error.codes or ("UNAUTHORIZED",),
+            hint="check the credentials for this registry (topology, docker config, auth.json)",
+        )
 
     def _send(
         self,
@@ -206,6 +246,22 @@ class RegistryClient:
         )
         log.debug("%s %s", method, redact_url(request.url))
         return self.http.send(request, stream=stream)
+
+    def remember_absent(self, repository: str, err: RegistryError) -> RepositoryNotFoundError:
+        """Record that `repository` does not exist here; the error every later push gets."""
+        with self._absent_lock:
+            known = self.absent_repositories.get(repository)
+            if known is None:
+                known = RepositoryNotFoundError(
+                    f"pushing to {self.name}/{repository}: the repository does not exist "
+                    f"(NAME_UNKNOWN), and {self.host} does not create repositories on push",
+                    status=err.status,
+                    codes=err.codes,
+                    hint="create the repository first, or set `create_repositories: true` on "
+                    f"registry {self.name!r} when its provider can create them (ECR)",
+                )
+                self.absent_repositories[repository] = known
+            return known
 
     def warn_once(self, key: str, message: str, *args: object) -> None:
         if key not in self._warned:
@@ -318,15 +374,43 @@ class RemoteRepository(Repository):
         return manifest
 
     def put_manifest(self, manifest: Manifest, reference: str) -> PushResult:
-        response = self.client.request(
-            "PUT",
-            self._path(f"manifests/{reference}"),
-            scopes=self.push,
-            action=f"pushing manifest {manifest.digest} to {self}:{reference}",
-            headers={"Content-Type": manifest.media_type},
-            body=manifest.raw,
-            ok=(200, 201, 202),
-        )
+        try:
+            response = self.client.request(
+                "PUT",
+                self._path(f"manifests/{reference}"),
+                scopes=self.push,
+                action=f"pushing manifest {manifest.digest} to {self}:{reference}",
+                headers={"Content-Type": manifest.media_type},
+                body=manifest.raw,
+                ok=(200, 201, 202),
+                passthrough=(413,),
+            )
+        except RegistryError as err:
+            algorithm = manifest.digest.algorithm
+            if (
+                reference == str(manifest.digest)
+                and algorithm != "sha256"
+                and ("DIGEST_INVALID" in err.codes)
+            ):
+                # Pushing by tag instead would leave the source's reference unresolvable.
+                raise UnsupportedError(
+                    f"pushing manifest {manifest.digest} to {self}: the target does not accept "
+                    f"{algorithm} manifest references ({err.message})",
+                    status=err.status,
+                    codes=err.codes,
+                    hint=f"the content is addressed by {algorithm} at the source; a target that "
+                    "only stores sha256 references cannot hold it by the same digest",
+                ) from err
+            raise
+        if response.status_code == 413:
+            _discard(response)
+            raise RegistryError(
+                f"pushing manifest {manifest.digest} ({manifest.media_type}, {manifest.size} "
+                f"bytes) to {self}:{reference}: the target refuses a manifest this large (413)",
+                status=413,
+                hint="registries must accept 4 MiB; this target accepts less, so the content "
+                "cannot be copied there by digest",
+            )
         header = response.headers.get("docker-content-digest")
         if header:
             stored = Digest.parse(header)
@@ -337,6 +421,20 @@ class RemoteRepository(Repository):
                     hint="the registry rewrote the manifest; the copy is not digest-exact",
                 )
         return PushResult(manifest.digest, subject_recorded="oci-subject" in response.headers)
+
+    def exists(self) -> bool:
+        """False when the registry says `NAME_UNKNOWN` for this repository."""
+        try:
+            self.client.request(
+                "GET",
+                self._path("tags/list"),
+                scopes=self.pull,
+                action=f"checking repository {self}",
+                params=[("n", "1")],
+            )
+        except RepositoryNotFoundError:
+            return False
+        return True
 
     def delete_manifest(self, digest: Digest) -> None:
         scopes = _scopes(f"repository:{self.name}:delete")
@@ -389,29 +487,60 @@ class RemoteRepository(Repository):
         if mount_from:
             params = [("mount", str(descriptor.digest)), ("from", mount_from)]
             scopes = self.push | {f"repository:{mount_from}:pull"}
-        response = self.client.request(
-            "POST",
-            self._path("blobs/uploads/"),
-            scopes=scopes,
-            action=f"starting upload of {descriptor.digest.short} to {self}",
-            params=params,
-            headers={"Content-Length": "0"},
-            ok=(201, 202),
-        )
+        absent = self.client.absent_repositories.get(self.name)
+        if absent is not None:
+            # Known absent: one error per repository, not one failed upload per blob.
+            raise absent
+        try:
+            response = self.client.request(
+                "POST",
+                self._path("blobs/uploads/"),
+                scopes=scopes,
+                action=f"starting upload of {descriptor.digest.short} to {self}",
+                params=params,
+                headers={"Content-Length": "0"},
+                ok=(201, 202),
+            )
+        except RepositoryNotFoundError as err:
+            raise self.client.remember_absent(self.name, err) from err
         _discard(response)
         if response.status_code == 201 and mount_from:
             return "mounted"
         location = _location(response)
 
         try:
-            if descriptor.size <= CHUNK_SIZE:
+            if descriptor.size <= self.client.chunk_size:
                 self._put_monolithic(descriptor, opener, location)
             else:
-                self._put_chunked(descriptor, opener, location)
+                try:
+                    self._put_chunked(descriptor, opener, location)
+                except RegistryError as err:
+                    if not _session_lost(err):
+                        raise
+                    # A chunk landed but its answer was lost, so the retry used a stale
+                    # session state: the registry cannot resume it. Start over once.
+                    log.warning(
+                        "restarting the upload of %s to %s: %s", descriptor.digest.short, self, err
+                    )
+                    self._cancel_upload(location)
+                    location = self._start_upload(descriptor)
+                    self._put_chunked(descriptor, opener, location)
         except BaseException:
             self._cancel_upload(location)
             raise
         return "uploaded"
+
+    def _start_upload(self, descriptor: Descriptor) -> str:
+        response = self.client.request(
+            "POST",
+            self._path("blobs/uploads/"),
+            scopes=self.push,
+            action=f"starting upload of {descriptor.digest.short} to {self}",
+            headers={"Content-Length": "0"},
+            ok=(202,),
+        )
+        _discard(response)
+        return _location(response)
 
     def _put_monolithic(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
         def body() -> Iterable[bytes]:
@@ -435,7 +564,7 @@ class RemoteRepository(Repository):
     def _put_chunked(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
         offset = 0
         with opener() as chunks:
-            for chunk in _rechunk(chunks, CHUNK_SIZE):
+            for chunk in _rechunk(chunks, self.client.chunk_size):
                 end = offset + len(chunk) - 1
                 response = self.client.request(
                     "PATCH",
@@ -536,6 +665,13 @@ def _location(response: httpx.Response) -> str:
             f"upload to {redact_url(response.request.url)}: the registry sent no Location"
         )
     return str(response.url.join(location))
+
+
+def _session_lost(err: RegistryError) -> bool:
+    """An upload session the registry no longer accepts where we are (stale state, 416)."""
+    return err.status == 416 or bool(
+        {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(err.codes)
+    )
 
 
 def _with_digest(location: str, digest: Digest) -> str:

@@ -84,6 +84,9 @@ def describe_content(action: Action) -> str:
             parts.append(f"{extra} other")
         if parts:
             text += f" ({', '.join(parts)})"
+    elif content.layer_media_types:
+        # verbatim and in order: zstd, foreign and artifact layers are copied as they are
+        text += f" (layers: {', '.join(content.layer_media_types)})"
     return text
 
 
@@ -130,6 +133,10 @@ def render_referrers(action: Action) -> list[str]:
 
 def action_details(action: Action) -> list[str]:
     details = [describe_content(action)] if action.content else []
+    if action.create_repository:
+        details.append(
+            "create-repository " + f"{action.target.registry}/{action.target.repository}"
+        )
     if action.kind is ActionKind.COPY:
         details.append(
             f"{human_bytes(action.bytes_to_send)} to send in {action.blobs_to_send} blobs, "

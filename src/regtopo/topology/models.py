@@ -92,6 +92,11 @@ class RegistrySpec(Model):
         None, description="default: the docker/containers credential stores for the host"
     )
     tls: TLSSpec | None = None
+    create_repositories: bool = Field(
+        False,
+        description="create missing target repositories through the provider's API first "
+        "(ECR does not create them on push)",
+    )
     max_connections: Annotated[int, Field(ge=1, le=256)] = Field(
         8, description="concurrent requests to this registry"
     )
@@ -395,6 +400,11 @@ class ReplicationSpec(Model):
     )
     enforce: Literal["block", "warn"] = Field(
         "block", description="block: a failing tag is not copied; warn: copied with a warning"
+    )
+    include_non_distributable: bool = Field(
+        False,
+        description="also upload non-distributable (foreign) layers; the manifest and its "
+        "digest stay unchanged",
     )
 
     @field_validator("source", mode="before")
