@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from regtopo.errors import RegtopoError
+from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
+from regtopo.oci.mediatype import INDEX_TYPES, SCHEMA1_TYPES
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer
 from regtopo.plan.session import Session
@@ -60,6 +62,26 @@ def summarise(manifest: Manifest) -> Content:
         children=len(children),
         platforms=platforms,
         attestations=attestations,
+    )
+
+
+def _summarise_descriptor(descriptor: Descriptor) -> Content:
+    """What a HEAD tells of in-sync content: digest, media type, size; the kind by media type.
+
+    Platforms and children would need the manifest itself, one more request per tag.
+    """
+    kind = (
+        "index"
+        if descriptor.media_type in INDEX_TYPES
+        else "schema1"
+        if descriptor.media_type in SCHEMA1_TYPES
+        else "image"
+    )
+    return Content(
+        digest=str(descriptor.digest),
+        media_type=descriptor.media_type,
+        size=descriptor.size,
+        kind=kind,
     )
 
 
@@ -129,6 +151,22 @@ class Planner:
                 )
             digest, origin, hop = head.digest, source, 0
 
+        # The target first: a tag already at the digest needs nothing more read. Skipping the
+        # source manifest there takes "nothing changed" from 3 requests per tag to 2.
+        current = target.head_manifest(target_ref.tag)
+        before = str(current.digest) if current else None
+        if current is not None and current.digest == digest:
+            self.planned[(target_ref.registry, target_ref.repository, target_ref.tag)] = PlannedTag(
+                digest, origin, hop
+            )
+            return Action(
+                kind=ActionKind.IN_SYNC,
+                content=_summarise_descriptor(current),
+                target_digest_before=before,
+                hop=hop,
+                **base,
+            )
+
         manifest = self.observer.manifest(origin, digest)
         if manifest is None:
             return Action(
@@ -149,17 +187,6 @@ class Planner:
                 hop=hop,
                 reason="cannot be replicated by digest: Docker schema1 manifests are refused by "
                 "current registries, and converting one changes its digest",
-                **base,
-            )
-
-        current = target.head_manifest(target_ref.tag)
-        before = str(current.digest) if current else None
-        if current is not None and current.digest == digest:
-            return Action(
-                kind=ActionKind.IN_SYNC,
-                content=content,
-                target_digest_before=before,
-                hop=hop,
                 **base,
             )
 
