@@ -111,6 +111,14 @@ class RequestCounter:
         return counts
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        # Fields after the command name (which may hold spaces, so split after its ')').
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Sample:
     """One measured run of one tool in one scenario."""
@@ -118,6 +126,8 @@ class Sample:
     tool: str
     usage: ChildUsage
     requests: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> method -> n
+    # CPU the registries spent serving this run: on a small machine they compete with the tool.
+    registries_cpu_s: float = 0.0
 
     @property
     def total_requests(self) -> int:
@@ -132,4 +142,5 @@ class Sample:
             "returncode": self.usage.returncode,
             "requests": self.requests,
             "total_requests": self.total_requests,
+            "registries_cpu_s": round(self.registries_cpu_s, 3),
         }

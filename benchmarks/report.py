@@ -58,6 +58,9 @@ class ScenarioResult:
     def cpu(self, tool: str) -> float | None:
         return self.median(tool, lambda s: s.usage.cpu_s)
 
+    def registries_cpu(self, tool: str) -> float | None:
+        return self.median(tool, lambda s: s.registries_cpu_s)
+
     def rss_mb(self, tool: str) -> float | None:
         return self.median(tool, lambda s: s.usage.max_rss_bytes / 1e6)
 
@@ -74,6 +77,7 @@ class ScenarioResult:
             tool: {
                 "wall_s": self.wall(tool),
                 "cpu_s": self.cpu(tool),
+                "registries_cpu_s": self.registries_cpu(tool),
                 "max_rss_mb": self.rss_mb(tool),
                 "requests_per_tag": self.requests_per_tag(tool),
             }
@@ -117,6 +121,7 @@ def build_table(results: list[ScenarioResult]) -> Table:
     metrics: list[tuple[str, Callable[[ScenarioResult, str], float | None], int]] = [
         ("wall s", ScenarioResult.wall, 2),
         ("CPU s", ScenarioResult.cpu, 2),
+        ("registries' CPU s", ScenarioResult.registries_cpu, 2),
         ("peak RSS MB", ScenarioResult.rss_mb, 0),
         ("HTTP req/tag", ScenarioResult.requests_per_tag, 2),
     ]

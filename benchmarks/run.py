@@ -160,13 +160,14 @@ class Bench:
         if tool == REGTOPO:
             config = run_dir / "topology.yaml"
             write_topology(config, source.url, target.url, repositories)
-            argv = self.tools.regtopo_argv(config, command)
+            argv = self.tools.regtopo_argv(config, command, label=result.key)
         else:
             config = run_dir / "sync.yaml"
             write_skopeo_sync(config, source.host, repositories)
             argv = self.tools.skopeo_argv(config, target.host)
         counter = RequestCounter({"source": source, "target": target})
-        sample = self.tools.measure(tool, argv, counter)
+        pids = [pid for r in (source, target) if (pid := _pid(r)) is not None]
+        sample = self.tools.measure(tool, argv, counter, pids)
         result.samples.append(sample)
         log(
             f"  {result.key} {tool}: {sample.usage.wall_s:.2f} s wall, {sample.usage.cpu_s:.2f} s CPU, "
@@ -319,6 +320,12 @@ class Bench:
         return result
 
 
+def _pid(registry: Registry) -> int | None:
+    """The registry's process id (``Registry`` keeps its Popen private; we only read it)."""
+    proc = getattr(registry, "_proc", None)
+    return int(proc.pid) if proc is not None else None
+
+
 def _ratio(ours: float | None, theirs: float | None) -> float:
     if ours is None or not theirs:
         return float("nan")
@@ -373,6 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, help="JSON results (default: build/bench/)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run regtopo under py-spy, collapsed stacks into DIR (timings then include py-spy)",
+    )
     args = parser.parse_args(argv)
 
     settings = QUICK if args.quick else FULL
@@ -387,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     launcher = Launcher()  # first, while this process is small
     bench = Bench(settings, work, launcher)
+    if args.profile:
+        bench.tools.profile_regtopo(args.profile)
     try:
         results = bench.scenarios(set(args.only) if args.only else None)
     finally:

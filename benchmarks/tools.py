@@ -15,10 +15,10 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from benchmarks.measure import Launcher, RequestCounter, Sample
+from benchmarks.measure import Launcher, RequestCounter, Sample, process_cpu_s
 from benchmarks.report import REGTOPO, SKOPEO
 
 
@@ -90,12 +90,46 @@ class Tools:
         }
         self.regtopo = regtopo_binary()
         self.skopeo = skopeo_binary()
+        self.profile_dir: Path | None = None
         self._runs = 0
+        self._profiles = 0
 
-    def regtopo_argv(self, topology: Path, command: str = "apply") -> list[str]:
+    def profile_regtopo(self, directory: Path) -> None:
+        """Run regtopo under ``py-spy record --gil``: collapsed stacks of whichever thread holds the GIL.
+
+        The numbers of a profiled run include py-spy's own cost: profile, then measure apart.
+        """
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(py_spy).exists():
+            raise FileNotFoundError("py-spy is not installed: .venv/bin/pip install py-spy")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.profile_dir = directory
+        self._py_spy = py_spy
+
+    def _profiled(self, argv: list[str], label: str) -> list[str]:
+        if self.profile_dir is None:
+            return argv
+        self._profiles += 1
+        output = self.profile_dir / f"{self._profiles:02d}-{label}.txt"
+        return [
+            self._py_spy,
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "-o",
+            str(output),
+            "--",
+            *argv,
+        ]
+
+    def regtopo_argv(self, topology: Path, command: str = "apply", label: str = "") -> list[str]:
         if command == "apply":
-            return [self.regtopo, "apply", "--auto-approve", str(topology)]
-        return [self.regtopo, command, str(topology)]
+            argv = [self.regtopo, "apply", "--auto-approve", str(topology)]
+        else:
+            argv = [self.regtopo, command, str(topology)]
+        return self._profiled(argv, label or command)
 
     def skopeo_argv(self, sync_file: Path, target_host: str) -> list[str]:
         return [
@@ -116,15 +150,19 @@ class Tools:
             target_host,
         ]
 
-    def measure(self, tool: str, argv: list[str], counter: RequestCounter) -> Sample:
+    def measure(
+        self, tool: str, argv: list[str], counter: RequestCounter, registry_pids: Sequence[int] = ()
+    ) -> Sample:
         assert tool in (REGTOPO, SKOPEO)
         self._runs += 1
         log_path = self.work / "logs" / f"{self._runs:03d}-{tool}.log"
         log_path.parent.mkdir(exist_ok=True)
         counter.mark()
+        cpu_before = sum(process_cpu_s(pid) for pid in registry_pids)
         usage = self.launcher.run(argv, env=self.env, log_path=log_path)
+        registries_cpu = sum(process_cpu_s(pid) for pid in registry_pids) - cpu_before
         requests = {role: dict(c) for role, c in counter.since_mark().items()}
         if usage.returncode != 0:
             tail = log_path.read_text(errors="replace")[-2000:]
             print(f"  ! {tool} exited {usage.returncode}; log {log_path}:\n{tail}", file=sys.stderr)
-        return Sample(tool, usage, requests)
+        return Sample(tool, usage, requests, registries_cpu)
