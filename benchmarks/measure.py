@@ -127,7 +127,7 @@ class Sample:
     usage: ChildUsage
     requests: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> method -> n
     # CPU the registries spent serving this run: on a small machine they compete with the tool.
-    registries_cpu_s: float = 0.0
+    registries_cpu_s: float | None = None  # None: the run talked to no registry
 
     @property
     def total_requests(self) -> int:
@@ -142,5 +142,7 @@ class Sample:
             "returncode": self.usage.returncode,
             "requests": self.requests,
             "total_requests": self.total_requests,
-            "registries_cpu_s": round(self.registries_cpu_s, 3),
+            "registries_cpu_s": (
+                None if self.registries_cpu_s is None else round(self.registries_cpu_s, 3)
+            ),
         }

@@ -59,7 +59,8 @@ class ScenarioResult:
         return self.median(tool, lambda s: s.usage.cpu_s)
 
     def registries_cpu(self, tool: str) -> float | None:
-        return self.median(tool, lambda s: s.registries_cpu_s)
+        values = [s.registries_cpu_s for s in self.of(tool) if s.registries_cpu_s is not None]
+        return statistics.median(values) if values else None
 
     def rss_mb(self, tool: str) -> float | None:
         return self.median(tool, lambda s: s.usage.max_rss_bytes / 1e6)

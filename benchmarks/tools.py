@@ -158,9 +158,11 @@ class Tools:
         log_path = self.work / "logs" / f"{self._runs:03d}-{tool}.log"
         log_path.parent.mkdir(exist_ok=True)
         counter.mark()
-        cpu_before = sum(process_cpu_s(pid) for pid in registry_pids)
+        cpu_before: float = sum(process_cpu_s(pid) for pid in registry_pids)
         usage = self.launcher.run(argv, env=self.env, log_path=log_path)
-        registries_cpu = sum(process_cpu_s(pid) for pid in registry_pids) - cpu_before
+        registries_cpu: float | None = sum(process_cpu_s(pid) for pid in registry_pids) - cpu_before
+        if not registry_pids:
+            registries_cpu = None
         requests = {role: dict(c) for role, c in counter.since_mark().items()}
         if usage.returncode != 0:
             tail = log_path.read_text(errors="replace")[-2000:]
