@@ -81,13 +81,14 @@ FULL = Settings(
         unique_sizes=(8 * KiB, 64 * KiB, 512 * KiB, 2 * MiB, 8 * MiB),
         large={(0, 0): 200 * MiB, (3, 1): 200 * MiB, (7, 4): 100 * MiB},
     ),
-    cold_repeats=2,
+    cold_repeats=3,
     sync_repeats=3,
     changed_repeats=2,
     big_layer=1 * GiB,
     small_layer=100 * MiB,
     many_repositories=20,
     many_tags_per_repository=100,
+    memory_repeats=2,
 )
 
 
