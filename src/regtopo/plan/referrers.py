@@ -13,6 +13,7 @@ one probe for the referrers API per registry.
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -46,10 +47,31 @@ class ReferrerPlan:
     missing: list[ReferrerRef] = field(default_factory=list)
 
 
+# Fallback tags (`sha256-<hex>`) and cosign's tag-based attachments (`.sig`, `.att`, `.sbom`).
+_ATTACHMENT_TAG = re.compile(r"^[a-z0-9]+-[0-9a-f]{32,128}(\.[a-z]+)?$")
+
+
 class ReferrerPlanner:
     def __init__(self, observer: Observer, finder: ReferrerFinder | None = None) -> None:
         self.observer = observer
         self.finder = finder or ReferrerFinder()
+
+    def none_possible(
+        self,
+        source: Repository,
+        subject: Digest,
+        selection: Selection,
+        narrowed_by: tuple[Selection, ...] = (),
+    ) -> bool:
+        """True when nothing at `source` can refer to `subject`'s tree: no referrers are
+        selected, or the registry has no referrers API and the repository holds no
+        `sha256-<hex>` fallback or cosign tags. Costs one tag list per repository and one API
+        probe per registry, both cached for the run."""
+        if "none" in (*narrowed_by, selection):
+            return True
+        if self.finder.has_api(source, subject):
+            return False
+        return not any(_ATTACHMENT_TAG.match(tag) for tag in self.finder.tags(source))
 
     def discover(
         self,
