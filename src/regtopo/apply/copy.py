@@ -245,7 +245,8 @@ class CopyEngine:
                 "(the manifest stays unchanged)",
             )
         return CopyError(
-            f"pushing manifest {manifest.digest} ({manifest.media_type}) to {target}: {err.message}",
+            f"pushing manifest {manifest.digest} ({manifest.media_type}) to {target}: "
+            f"{err.message}",
             hint=err.hint,
         )
 

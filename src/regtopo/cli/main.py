@@ -1,7 +1,8 @@
 """The `regtopo` command: one module per subcommand, wired here.
 
 Exit codes: 0 success, 1 an expected failure (bad input, a registry refused, a failed action),
-2 changes planned (with `--detailed-exitcode`) or drift (`drift`), 3 a bug (with a traceback), 130 interrupted.
+2 changes planned (with `--detailed-exitcode`) or drift (`drift`), 3 a bug (with a
+traceback), 130 interrupted.
 """
 
 from __future__ import annotations

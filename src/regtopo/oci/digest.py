@@ -98,7 +98,8 @@ class DigestVerifier:
     def finish(self) -> None:
         if self.size is not None and self.received != self.size:
             raise DigestMismatchError(
-                f"verifying {self.what}: received {self.received} bytes, descriptor says {self.size}"
+                f"verifying {self.what}: received {self.received} bytes, "
+                f"descriptor says {self.size}"
             )
         actual = Digest(self.digest.algorithm, self._hasher.hexdigest())
         if actual != self.digest:

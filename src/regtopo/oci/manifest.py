@@ -44,7 +44,8 @@ class Manifest:
         """
         if len(raw) > MAX_MANIFEST_SIZE:
             raise ManifestError(
-                f"manifest of {len(raw)} bytes exceeds the {MAX_MANIFEST_SIZE} bytes registries accept"
+                f"manifest of {len(raw)} bytes exceeds the {MAX_MANIFEST_SIZE} bytes "
+                "registries accept"
             )
         try:
             document = json.loads(raw)

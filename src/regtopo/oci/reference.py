@@ -44,7 +44,7 @@ def canonical_host(host: str) -> str:
 
 
 def canonical_repository(host: str, repository: str) -> str:
-    """Docker Hub keeps official images under `library/`; other registries take names as they are."""
+    """Docker Hub keeps official images under `library/`; other registries take names as is."""
     if canonical_host(host) == DOCKER_HUB and "/" not in repository:
         return f"library/{repository}"
     return repository

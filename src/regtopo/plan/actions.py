@@ -164,7 +164,10 @@ class Action(BaseModel):
         description="referrers to bring along, subjects before the referrers that name them",
     )
 
-    @computed_field(description="what the target tag points at once applied")  # type: ignore[prop-decorator]
+    # mypy does not know pydantic's computed_field over a property.
+    @computed_field(  # type: ignore[prop-decorator]
+        description="what the target tag points at once applied"
+    )
     @property
     def target_digest_after(self) -> str | None:
         if self.kind is ActionKind.DELETE:

@@ -12,8 +12,6 @@ from typing import Annotated, Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -27,6 +25,7 @@ from regtopo.oci.attachments import SELECTION_KINDS, Selection
 from regtopo.oci.digest import Digest
 from regtopo.oci.reference import is_valid_repository, is_valid_tag
 from regtopo.providers import profiles
+from regtopo.topology.base import Model
 from regtopo.topology.retention import RetentionSpec
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -36,24 +35,9 @@ _HOST_V6 = re.compile(r"^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 PLACEHOLDERS = ("name", "repository")
 _PLATFORM = r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$"
+
+
 # The JSON Schema lets editors accept the user's own `x-` keys, which the models drop.
-_USER_KEYS: dict[str, Any] = {"patternProperties": {"^x-": {}}}
-
-
-class Model(BaseModel):
-    # `x-` keys are the user's own (anchors, notes); everything else must be known.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_USER_KEYS)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_user_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {
-                k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))
-            }
-        return data
-
-
 class CredentialsSpec(Model):
     """Credentials for a registry. Values may be `${env:NAME}`, resolved at use, never printed."""
 

@@ -26,15 +26,15 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+
+from regtopo.topology.base import Model
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
@@ -95,21 +95,7 @@ def matches(patterns: list[str], name: str) -> bool:
     return any(re.fullmatch(pattern, name) for pattern in patterns)
 
 
-class _Model(BaseModel):
-    # As `models.Model`: `x-` keys are the user's own, everything else must be known.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_user_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {
-                k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))
-            }
-        return data
-
-
-class KeepSpec(_Model):
+class KeepSpec(Model):
     """What a rule keeps. Keep wins over delete, whichever rule says either."""
 
     latest: Annotated[int, Field(ge=1)] | None = Field(
@@ -126,7 +112,7 @@ class KeepSpec(_Model):
         return self.latest is None and not self.tags and self.newer_than is None
 
 
-class DeleteSpec(_Model):
+class DeleteSpec(Model):
     """What a rule deletes, unless something keeps it."""
 
     tags: list[Pattern] = Field(
@@ -154,7 +140,7 @@ class DeleteSpec(_Model):
         return not self.tags and self.untagged_older_than is None
 
 
-class RetentionRule(_Model):
+class RetentionRule(Model):
     """One rule: a registry, repositories in it, what to keep and what to delete."""
 
     name: str = Field(pattern=_NAME, description="named in every deletion it plans")
@@ -178,7 +164,7 @@ class RetentionRule(_Model):
         return self
 
 
-class RetentionSpec(_Model):
+class RetentionSpec(Model):
     """Every retention rule, and the ceilings of one run over all of them."""
 
     max_deletes: Annotated[int, Field(ge=0)] = Field(
