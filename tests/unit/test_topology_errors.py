@@ -107,3 +107,51 @@ def test_unset_environment_variable_is_named_without_a_value(tmp_path: Path) -> 
     result = run("plan", str(_write(tmp_path, text)))
     assert result.exit_code == 1
     assert "environment variable REGTOPO_TEST_UNSET_SECRET is not set" in result.stderr
+
+
+def test_c11_docker_hub_spellings_are_one_target_when_checking_writers(tmp_path: Path) -> None:
+    """Cases C11: `docker.io`, `index.docker.io` and `registry-1.docker.io` are one registry,
+    and `hello-world` is `library/hello-world` there: two replications writing the same tag
+    through different spellings are refused, as they are with one spelling."""
+    text = """\
+registries:
+  hub: {host: docker.io}
+  hub2: {host: index.docker.io}
+  hub3: {host: registry-1.docker.io}
+  src: {path: ./a}
+  other: {path: ./b}
+replications:
+  - source: src/app
+    targets: [hub/library/hello-world]
+    tags: [v1]
+  - source: other/app
+    targets: [hub2/hello-world]
+    tags: [v1]
+  - source: src/app
+    targets: [hub3/hello-world]
+    tags: [v1]
+"""
+    with pytest.raises(TopologyError) as caught:
+        load(_write(tmp_path, text))
+    [problem] = caught.value.problems
+    assert problem.message == (
+        "hub2/hello-world:v1 is also written by replication 1 from src/app; "
+        "a target tag needs exactly one source"
+    )
+    assert (problem.line, problem.column) == (12, 15)
+
+
+def test_c11_a_target_that_is_its_source_under_another_spelling_is_refused(
+    tmp_path: Path,
+) -> None:
+    text = """\
+registries:
+  hub: {host: docker.io}
+  mirror: {host: registry-1.docker.io}
+replications:
+  - source: hub/alpine
+    targets: [mirror/library/alpine]
+    tags: ["3.20"]
+"""
+    with pytest.raises(TopologyError, match="a target equals the source"):
+        load(_write(tmp_path, text))

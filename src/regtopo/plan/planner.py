@@ -201,8 +201,11 @@ class Planner:
     def _check_writers(self, items: list[tuple[ReplicationSpec, str, int]]) -> None:
         for replication, tag, target_index in items:
             target = replication.targets[target_index]
-            key = (target.registry, target.repository, tag)
-            source = str(replication.source)
+            topology = self.loaded.topology
+            key = (*topology.identity(target.registry, target.repository), tag)
+            source = "/".join(
+                topology.identity(replication.source.registry, replication.source.repository)
+            )
             other = self._writers.setdefault(key, (replication.label, source))
             if other[1] != source:
                 raise RegtopoError(

@@ -111,7 +111,7 @@ class Session:
     def repository_absent(self, registry: str, name: str) -> bool:
         """True when the registry does not create repositories on push and `name` is missing."""
         spec = self.spec(registry)
-        if spec.path is not None or creates_on_push(spec):
+        if spec.path is not None or creates_on_push(spec.provider, spec.host):
             return False
         repository = self.repository(registry, name)
         assert isinstance(repository, RemoteRepository)
@@ -120,7 +120,7 @@ class Session:
     def create_repository(self, registry: str, name: str) -> bool:
         """Create a target repository through its provider, once; False if it existed."""
         spec = self.spec(registry)
-        creator = repository_creator(spec)
+        creator = repository_creator(spec.provider, spec.host)
         if creator is None:
             raise RegtopoError(
                 f"registry {registry!r} has no provider that can create repositories"

@@ -9,28 +9,31 @@ from __future__ import annotations
 
 from regtopo.providers.ecr import HOST_PATTERN as ECR_HOST
 from regtopo.providers.ecr import EcrProvider
-from regtopo.topology.models import RegistrySpec
 
 # Providers whose registries do not create repositories on push.
 NO_CREATE_ON_PUSH = frozenset({"ecr"})
 
 
-def provider_name(spec: RegistrySpec) -> str | None:
+# Providers take the registry's `provider` and `host` as written in the topology, not its model:
+# `topology/` imports provider profiles, so importing it back here would make a cycle.
+
+
+def provider_name(provider: str | None, host: str | None) -> str | None:
     """The registry's provider: `provider` when set, else inferred from the host."""
-    if spec.provider:
-        return spec.provider
-    host = (spec.host or "").removeprefix("https://").removeprefix("http://").split("/")[0]
+    if provider:
+        return provider
+    host = (host or "").removeprefix("https://").removeprefix("http://").split("/")[0]
     if ECR_HOST.match(host.split(":")[0]):
         return "ecr"
     return None
 
 
-def creates_on_push(spec: RegistrySpec) -> bool:
-    return provider_name(spec) not in NO_CREATE_ON_PUSH
+def creates_on_push(provider: str | None, host: str | None) -> bool:
+    return provider_name(provider, host) not in NO_CREATE_ON_PUSH
 
 
-def repository_creator(spec: RegistrySpec) -> EcrProvider | None:
+def repository_creator(provider: str | None, host: str | None) -> EcrProvider | None:
     """What can create repositories in this registry, or None."""
-    if provider_name(spec) == "ecr" and spec.host:
-        return EcrProvider(spec.host.removeprefix("https://").removeprefix("http://"))
+    if provider_name(provider, host) == "ecr" and host:
+        return EcrProvider(host.removeprefix("https://").removeprefix("http://"))
     return None

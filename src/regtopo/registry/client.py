@@ -627,8 +627,12 @@ class RemoteRepository(Repository):
                     invalid += 1
             url = _next_link(response)
         if invalid:
-            log.warning(
-                "skipped %d entries in the tag list of %s that are not valid tags", invalid, self
+            # Planning and referrer discovery both list a repository: one warning per run.
+            self.client.warn_once(
+                f"invalid-tags:{self.name}:{invalid}",
+                "skipped %d entries in the tag list of %s that are not valid tags",
+                invalid,
+                self,
             )
         return sorted(set(tags))
 

@@ -23,7 +23,12 @@ from pydantic.fields import FieldInfo
 
 from regtopo.oci.attachments import SELECTION_KINDS, Selection
 from regtopo.oci.digest import Digest
-from regtopo.oci.reference import is_valid_repository, is_valid_tag
+from regtopo.oci.reference import (
+    canonical_host,
+    canonical_repository,
+    is_valid_repository,
+    is_valid_tag,
+)
 from regtopo.providers import profiles
 from regtopo.topology.base import Model
 from regtopo.topology.retention import RetentionSpec
@@ -605,3 +610,18 @@ class Topology(Model):
         }
         merged = [{**usable, **item} if isinstance(item, dict) else item for item in replications]
         return {**data, "replications": merged}
+
+    def identity(self, registry: str, repository: str) -> tuple[str, str]:
+        """The repository as the world knows it, for telling whether two references meet.
+
+        Two registry names for one host (`docker.io` and `index.docker.io`, say) are one
+        registry, and Docker Hub's single-component names live under `library/`: comparing
+        registry names as written would miss that two replications write the same tag.
+        """
+        spec = self.registries.get(registry)
+        if spec is None:
+            return (registry, repository)
+        if spec.path is not None:
+            return (f"layout:{spec.path.rstrip('/')}", repository)
+        host = canonical_host(spec.host or "")
+        return (host, canonical_repository(host, repository))

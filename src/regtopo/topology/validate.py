@@ -58,29 +58,32 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                         f"mode sync deletes tags at {target}, and {target_profile.title} "
                         "does not delete through the registry API; use mode mirror",
                     )
+        source_identity = topology.identity(
+            replication.source.registry, replication.source.repository
+        )
         for i, target in enumerate(replication.targets):
-            if (target.registry, target.repository) == (
-                replication.source.registry,
-                replication.source.repository,
-            ):
+            if topology.identity(target.registry, target.repository) == source_identity:
                 problem(("replications", index, "targets", i), "a target equals the source")
 
     # Two replications may not write the same target tag from different sources.
-    writers: dict[tuple[str, str, str], tuple[int, str]] = {}
+    writers: dict[tuple[str, str, str], tuple[int, str, str]] = {}
     # Selectors and patterns are checked again at plan time, against the listed tags.
     for index, replication in enumerate(topology.replications):
         for i, target in enumerate(replication.targets):
             for tag in replication.exact_tags or []:
-                key = (target.registry, target.repository, tag)
-                source = str(replication.source)
+                # Keyed by identity: two spellings of one registry are one target (cases C11).
+                key = (*topology.identity(target.registry, target.repository), tag)
+                source = "/".join(
+                    topology.identity(replication.source.registry, replication.source.repository)
+                )
                 if key in writers and writers[key][1] != source:
-                    other = writers[key][0]
+                    other, _, written_from = writers[key]
                     problem(
                         ("replications", index, "targets", i),
                         f"{target}:{tag} is also written by replication {other + 1} "
-                        f"from {writers[key][1]}; a target tag needs exactly one source",
+                        f"from {written_from}; a target tag needs exactly one source",
                     )
-                writers.setdefault(key, (index, source))
+                writers.setdefault(key, (index, source, str(replication.source)))
 
     _check_signing(loaded, problem)
     from regtopo.topology.retention import retention_problems
