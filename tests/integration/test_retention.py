@@ -785,3 +785,39 @@ def test_sync_from_a_source_without_any_tag_deletes_nothing_and_says_why(
         "sync deletions not planned: hub/app has no tags at all, which would delete every "
         "selected tag at the targets"
     ) in [a.reason for a in plan.actions]
+
+
+def test_C25_a_registry_whose_product_refuses_delete_is_skipped_in_the_plan_already(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    """C25, plan side: a registry profiled as GHCR (no deletes over the OCI API) shows its
+    deletions as skipped with the reason in the plan, and apply sends it no DELETE at all."""
+    ghcr = make_registry(delete_enabled=False)
+    with Pusher(ghcr, "app") as push:
+        for n in range(2):
+            push.image(f"ci-{n}", days_ago(40 + n))
+        push.image("keep", days_ago(1))
+    path = write_topology(
+        tmp_path,
+        {"ghcr": ghcr},
+        retention=retention(
+            rule(name="ghcr-ci", registry="ghcr", delete={"tags": ["ci-.*"], "older_than": "30d"})
+        ),
+    )
+    document = json.loads(path.read_text())
+    document["registries"]["ghcr"]["provider"] = "ghcr"
+    path.write_text(json.dumps(document))
+
+    plan = plan_of(path)
+    applied = regtopo("apply", str(path), "--auto-approve", "--allow-delete")
+
+    skipped = [a for a in plan.actions if a.kind is ActionKind.SKIPPED]
+    assert [a.target.tag for a in plan.actions if a.kind is ActionKind.DELETE] == []
+    assert len(skipped) == 2
+    assert {a.reason for a in skipped} == {
+        "registry 'ghcr' (GitHub Container Registry) refuses deletion over the OCI API; "
+        "deleting there needs the product's own API"
+    }
+    assert all(a.deletion is not None for a in skipped)
+    assert applied.exit_code == 0, applied.output
+    assert ghcr.count_requests("DELETE") == 0

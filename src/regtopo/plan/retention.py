@@ -192,7 +192,24 @@ class RetentionPlanner:
         for key in sorted(self._states):
             actions.extend(self._decide(self._states[key]))
         self._check_ceilings(actions)
-        return actions
+        return [self._unless_refused(action) for action in actions]
+
+    def _unless_refused(self, action: Action) -> Action:
+        """A deletion on a registry whose product refuses API deletes is shown as skipped in
+        the plan already (cases C25); apply learns the same of registries not profiled."""
+        if action.kind is not ActionKind.DELETE:
+            return action
+        spec = self.topology.registries.get(action.target.registry)
+        profile = spec.profile if spec is not None else None
+        if profile is None or profile.capabilities.delete is not False:
+            return action
+        return action.model_copy(
+            update={
+                "kind": ActionKind.SKIPPED,
+                "reason": f"registry {action.target.registry!r} ({profile.title}) refuses "
+                "deletion over the OCI API; deleting there needs the product's own API",
+            }
+        )
 
     # 2. marks
 
