@@ -145,13 +145,18 @@ def test_selectors_from_two_sources_writing_one_target_tag_are_refused_at_plan(
 
 
 @pytest.mark.registry
-def test_sync_plans_deletions_except_a_manifest_a_kept_tag_shares(
+def test_sync_deletes_only_what_the_selector_matches_and_no_longer_selects(
     tmp_path: Path, registry: Registry
 ) -> None:
-    # source: 1.0.0 is image S, 1.0.1 is image K. target: 1.0.0 and alias are K, 0.1.0 is G.
+    """sync with a selector: a matching tag the source lost goes; a tag the selector never
+    matched (pushed to the target by hand) stays, and so does a matching tag whose manifest a
+    kept tag shares (registries delete manifests, not tags)."""
+    # source: 1.0.0 is image S, 1.0.1 is image K.
+    # target: 1.0.0 and 1.9.0 are K, 1.5.0 is G, hotfix is H (never matched by the selector).
     push_random_image(registry, "source", "1.0.0")
     kept = push_random_image(registry, "source", "1.0.1")
-    gone = push_random_image(registry, "target", "0.1.0")
+    gone = push_random_image(registry, "target", "1.5.0")
+    hotfix = push_random_image(registry, "target", "hotfix")
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
     with httpx.Client(base_url=registry.url) as client:
         manifest = client.get("/v2/source/manifests/1.0.1", headers=accept)
@@ -160,7 +165,7 @@ def test_sync_plans_deletions_except_a_manifest_a_kept_tag_shares(
             client.post(
                 "/v2/target/blobs/uploads/", params={"mount": blob["digest"], "from": "source"}
             ).raise_for_status()
-        for tag in ("1.0.0", "alias"):
+        for tag in ("1.0.0", "1.9.0"):
             client.put(
                 f"/v2/target/manifests/{tag}",
                 content=manifest.content,
@@ -183,23 +188,25 @@ replications:
     assert [(a.kind, str(a.target)) for a in plan.actions] == [
         (ActionKind.COPY, "local/target:1.0.0"),
         (ActionKind.RETAG, "local/target:1.0.1"),
-        (ActionKind.DELETE, "local/target:0.1.0"),
-        (ActionKind.SKIPPED, "local/target:alias"),
+        (ActionKind.DELETE, "local/target:1.5.0"),
+        (ActionKind.SKIPPED, "local/target:1.9.0"),
     ]
-    delete, alias = plan.actions[2], plan.actions[3]
+    delete, shared = plan.actions[2], plan.actions[3]
     assert delete.deletion is not None and delete.deletion.digest == gone
-    assert alias.deletion is not None and alias.deletion.digest == kept
-    # Registries delete manifests, not tags: alias shares its manifest with a kept tag.
-    assert alias.reason.startswith("not deleted: tag(s) ")
-    assert "stay on the same manifest" in alias.reason
-    assert f"  - delete   local/target:0.1.0@{gone[:19]}" in rendered
-    assert "sync replication 'local/source': local/source no longer has this tag" in rendered
+    assert shared.deletion is not None and shared.deletion.digest == kept
+    assert shared.reason.startswith("not deleted: tag(s) ")
+    assert f"  - delete   local/target:1.5.0@{gone[:19]}" in rendered
+    assert "the selector matches this tag but no longer selects it at local/source" in rendered
+    assert "hotfix" not in rendered
     assert "1 to delete" in rendered
     assert [(a.kind, str(a.target)) for a in again.actions] == [
         (ActionKind.IN_SYNC, "local/target:1.0.0"),
         (ActionKind.IN_SYNC, "local/target:1.0.1"),
-        (ActionKind.SKIPPED, "local/target:alias"),
+        (ActionKind.SKIPPED, "local/target:1.9.0"),
     ]
+    with httpx.Client(base_url=registry.url) as client:
+        still = client.head("/v2/target/manifests/hotfix", headers=accept)
+    assert still.headers.get("docker-content-digest") == hotfix
 
 
 @pytest.mark.registry

@@ -454,3 +454,92 @@ def test_c07_plan_compares_digests_in_the_source_algorithm(
     assert action.content is not None and action.content.digest == str(digest)
     assert action.target_digest_before == str(digest)
     assert report.results == []
+
+
+class _ForeignHost:
+    """A plain HTTP server standing in for the host a foreign layer's `urls` name."""
+
+    def __init__(self, root: Path) -> None:
+        import functools
+        import http.server
+        import threading
+
+        self.authorization_seen: list[str] = []
+        seen = self.authorization_seen
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if "Authorization" in self.headers:
+                    seen.append(self.headers["Authorization"])
+                super().do_GET()
+
+        handler = functools.partial(Handler, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("served", ["exact", "corrupted"])
+def test_c04_an_included_foreign_layer_the_source_lacks_comes_from_its_urls_verified(
+    make_registry: MakeRegistry, make_proxy: MakeProxy, tmp_path: Path, served: str
+) -> None:
+    """C04 opt-in: the source does not hold the foreign blob; regtopo fetches it from the
+    descriptor's `urls` (sending no credentials there), verifies digest and size, uploads it,
+    and the manifest digest is unchanged. Bytes that do not match are refused, nothing tagged."""
+    source = make_registry(extra_config=FOREIGN_URLS)
+    strict_registry = make_registry(extra_config=FOREIGN_URLS)
+    strict = make_proxy(strict_registry.url)
+    strict.add(require_foreign_blobs(strict))
+    foreign, normal = os.urandom(3000), os.urandom(1000)
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / "layer").write_bytes(
+        foreign if served == "exact" else foreign[:-1] + b"\x00"
+    )
+    host = _ForeignHost(tmp_path / "blobs")
+    try:
+        with Pusher(source, "win/app") as pusher:
+            digest, _ = image(
+                pusher,
+                [(DOCKER_LAYER, normal)],
+                media_type=DOCKER_MANIFEST,
+                config_type=DOCKER_CONFIG,
+                extra_layers=[
+                    descriptor(
+                        DOCKER_FOREIGN,
+                        foreign,
+                        urls=[f"{host.url}/missing", f"{host.url}/layer"],
+                    )
+                ],
+                tag="ltsc",
+            )
+        path = topology(
+            tmp_path,
+            {"src": source.host, "strict": strict.host},
+            {
+                "source": "src/win/app",
+                "targets": ["strict/win/app"],
+                "tags": ["ltsc"],
+                "include_non_distributable": True,
+            },
+        )
+
+        _, report = plan_and_apply(path)
+    finally:
+        host.close()
+
+    [result] = report.results
+    assert host.authorization_seen == []
+    if served == "exact":
+        assert result.outcome is Outcome.DONE, result.message
+        assert registry_digest(strict, "win/app", "ltsc") == digest
+    else:
+        assert result.outcome is Outcome.FAILED
+        assert f"foreign blob {sha256(foreign)}" in result.message
+        assert registry_digest(strict, "win/app", "ltsc") is None

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import httpx
 import stamina
 
 from regtopo.errors import ManifestError, RegtopoError
@@ -26,7 +27,7 @@ from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest, DigestVerifier
 from regtopo.oci.manifest import Manifest
 from regtopo.oci.mediatype import is_non_distributable
-from regtopo.registry.errors import RegistryError
+from regtopo.registry.errors import RegistryError, redact_url
 from regtopo.registry.layout import LayoutRepository
 from regtopo.registry.store import PushResult, Repository
 
@@ -285,8 +286,6 @@ class CopyEngine:
         ):
             stats.add(blobs_non_distributable=1)
             return "non-distributable"
-        # TODO(#3): an included foreign layer is read from the source only; a source that
-        # lacks it could be read from the descriptor's urls[] (verified the same way).
         if target.blob_exists(blob):
             stats.add(blobs_present=1)
             return "present"
@@ -315,13 +314,42 @@ class CopyEngine:
             # Descriptor `data` stands in only when it hashes to the descriptor's digest.
             yield iter([inline])
             return
+        if blob.urls and self.include_non_distributable and not source.blob_exists(blob):
+            # A foreign layer the source does not hold: its descriptor says where it lives.
+            # What comes from there is checked like any other blob, so the digest holds.
+            with _open_urls(blob) as (where, chunks):
+                yield _checked(chunks, DigestVerifier(blob.digest, blob.size, what=where))
+            return
         verifier = DigestVerifier(blob.digest, blob.size, what=f"blob {blob.digest} from {source}")
         with source.open_blob(blob) as chunks:
+            yield _checked(chunks, verifier)
 
-            def checked() -> Iterator[bytes]:
-                for chunk in chunks:
-                    verifier.update(chunk)
-                    yield chunk
-                verifier.finish()
 
-            yield checked()
+def _checked(chunks: Iterator[bytes], verifier: DigestVerifier) -> Iterator[bytes]:
+    for chunk in chunks:
+        verifier.update(chunk)
+        yield chunk
+    verifier.finish()
+
+
+@contextmanager
+def _open_urls(blob: Descriptor) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """Stream a foreign blob from the first of its `urls` that answers, without credentials:
+    registry credentials never go to a host the descriptor names."""
+    failures = []
+    with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)) as http:
+        for url in blob.urls:
+            try:
+                with http.stream("GET", url) as response:
+                    if response.status_code != 200:
+                        failures.append(f"{redact_url(url)}: {response.status_code}")
+                        continue
+                    where = f"foreign blob {blob.digest} from {redact_url(url)}"
+                    yield where, response.iter_bytes(1024 * 1024)
+                    return
+            except httpx.TransportError as err:
+                failures.append(f"{redact_url(url)}: {type(err).__name__}")
+    raise CopyError(
+        f"fetching foreign blob {blob.digest}: the source lacks it and none of its urls "
+        f"answered ({'; '.join(failures) or 'no urls'})"
+    )

@@ -46,6 +46,7 @@ from regtopo.topology.retention import (
     format_duration,
     matches,
 )
+from regtopo.topology.selectors import in_scope
 
 log = logging.getLogger(__name__)
 
@@ -238,19 +239,23 @@ class RetentionPlanner:
                 )
             )
             return
-        mark = Mark(label, f"sync replication '{label}'", f"{source} no longer has this tag")
         exact = replication.exact_tags
+        if exact is not None:
+            why = f"{source} no longer has this tag"
+        else:
+            why = f"the selector matches this tag but no longer selects it at {source}"
+        mark = Mark(label, f"sync replication '{label}'", why)
         for target in replication.targets:
             state = self._state(target.registry, target.repository)
             if exact is not None:
                 # Exact names: only those names are this replication's to remove.
                 doomed = [t for t in exact if t in state.inventory.tags and t not in source_tags]
             else:
-                # A selector owns the target repository: what it no longer selects goes,
-                # except the attachment tags that follow their subjects.
+                # A selector speaks only for the tags it matches: a tag someone else pushed
+                # to the target that it never matched is not its to delete.
                 doomed = [
                     t
-                    for t in state.inventory.tags
+                    for t in in_scope(replication.tags, state.inventory.tags)
                     if (target.registry, target.repository, t) not in self.selected
                     and not is_attachment_tag(t)
                 ]

@@ -376,8 +376,8 @@ class ReplicationSpec(Model):
     )
     mode: Mode = Field(
         Mode.MIRROR,
-        description="mirror: add and update target tags; sync: also delete target tags that "
-        "are not selected at the source",
+        description="mirror: add and update target tags; sync: also delete target tags the "
+        "tags selector matches that it no longer selects at the source",
     )
     referrers: Selection = Field(
         "all",

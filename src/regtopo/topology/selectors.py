@@ -45,6 +45,22 @@ def select_tags(
     return sorted(set(chosen) | set(selector.names) | set(selector.digests))
 
 
+def in_scope(selector: list[str] | TagSelector, tags: Iterable[str]) -> list[str]:
+    """Of `tags`, those the selector speaks for: its exact names, and what its filters match
+    (`latest` aside: a tag that falls out of the latest N is still the selector's).
+
+    A `sync` replication deletes only within this scope: a tag at the target that the
+    selector never matched belongs to someone else.
+    """
+    present = sorted(set(tags))
+    if isinstance(selector, list):
+        return [t for t in present if t in set(selector)]
+    named = set(selector.names) | set(selector.digests)
+    filters = selector.include or selector.exclude or selector.semver or selector.latest
+    matched = set(_filtered(selector, present)) if filters else set()
+    return [t for t in present if t in named or t in matched]
+
+
 def _filtered(selector: TagSelector, tags: list[str]) -> list[str]:
     includes = [re.compile(p) for p in selector.include]
     excludes = [re.compile(p) for p in selector.exclude]
