@@ -821,3 +821,29 @@ def test_C25_a_registry_whose_product_refuses_delete_is_skipped_in_the_plan_alre
     assert all(a.deletion is not None for a in skipped)
     assert applied.exit_code == 0, applied.output
     assert ghcr.count_requests("DELETE") == 0
+
+
+def test_markdown_plan_puts_deletions_in_its_headline_and_summary(
+    hub: Registry, tmp_path: Path
+) -> None:
+    """A pull-request reviewer reading only the Markdown headline or table sees the deletions."""
+    with Pusher(hub, "app") as push:
+        old = push.image("ci-1", days_ago(40))
+        push.image("ci-2", days_ago(1))
+    path = write_topology(
+        tmp_path,
+        {"hub": hub},
+        retention=retention(rule(delete={"tags": ["ci-.*"], "older_than": "30d"})),
+    )
+
+    result = regtopo("plan", str(path), "--format", "markdown", "--detailed-exitcode")
+
+    assert result.exit_code == 2
+    assert result.stdout.startswith(
+        "### regtopo plan: 0 to copy, 0 to retag, **1 to delete**, 0 B to send\n"
+    )
+    assert "| 0 | 0 | 0 | 1 | 0 | 0 | 0 | 0 B |" in result.stdout
+    assert (
+        f"| **delete** | `hub/app:ci-1` | | `{old['digest'][:19]}` → deleted | | | "
+        "retention rule 'prune'" in result.stdout
+    )

@@ -159,7 +159,7 @@ def test_markdown_has_a_summary_table_changes_and_in_sync_folded_away() -> None:
     markdown = render_plan_markdown(sample_plan())
 
     assert markdown.startswith("### regtopo plan: 1 to copy, 0 to retag, 2.5 MB to send\n")
-    assert "| 1 | 0 | 1 | 1 | 2.5 MB |" in markdown
+    assert "| 1 | 0 | 0 | 0 | 0 | 1 | 1 | 2.5 MB |" in markdown
     assert (
         f"| copy | `b/app:v1` | `a/app:v1` | `{DIGEST_B[:19]}` → `{DIGEST_A[:19]}` "
         "| 2.5 MB | 1.0 kB | mirror (tags: v1) |"

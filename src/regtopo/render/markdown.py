@@ -41,16 +41,23 @@ def _groups(plan: Plan) -> dict[str, object]:
     summary = plan.summary()
     headline = "no changes"
     if plan.changes:
-        headline = (
-            f"{summary['copy']} to copy, {summary['retag']} to retag, "
-            f"{human_bytes(summary['bytes_to_send'])} to send"
-        )
+        parts = [f"{summary['copy']} to copy", f"{summary['retag']} to retag"]
+        if summary["copy_referrers"]:
+            parts.append(f"{summary['copy_referrers']} to complete with referrers")
+        if summary["delete"]:
+            # Deletions go in the headline: a reviewer reading only it must see them.
+            parts.append(f"**{summary['delete']} to delete**")
+        parts.append(f"{human_bytes(summary['bytes_to_send'])} to send")
+        headline = ", ".join(parts)
+    if summary["blocked"]:
+        headline += f", {summary['blocked']} blocked"
     return {
         "headline": headline,
         "plan": plan,
         "summary": summary,
         "changes": [a for a in actions if a.is_change],
         "skipped": [a for a in actions if a.kind is ActionKind.SKIPPED],
+        "blocked": [a for a in actions if a.kind is ActionKind.BLOCKED],
         "in_sync": [a for a in actions if a.kind is ActionKind.IN_SYNC],
     }
 
