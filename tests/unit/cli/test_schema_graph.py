@@ -72,3 +72,21 @@ def test_graph_identifiers_keep_similar_names_apart(tmp_path: Path) -> None:
 
     assert len(edges) == 2
     assert len({line.split()[0] for line in edges}) == 2
+
+
+def test_every_shipped_topology_is_valid_under_the_schema_editors_use() -> None:
+    """The schema must accept what the loader accepts (the `registry/repository` shorthand,
+    one target without a list, fields from `defaults`), or editors mark valid files red."""
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    root = Path(__file__).resolve().parents[3]
+    schema = json.loads((root / "docs" / "topology.schema.json").read_text())
+    files = sorted((root / "topologies").glob("*.yaml")) + [
+        root / "examples" / "quickstart" / "topology.yaml"
+    ]
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in files:
+        document = json.loads(json.dumps(YAML(typ="safe").load(path.read_text())))
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+        assert errors == [], path.name
