@@ -232,9 +232,9 @@ def test_target_plans_the_upstream_hop_it_reads_but_not_unrelated_replications(
 
 
 def test_an_unknown_target_is_refused_with_the_known_names(
-    registry: Registry, tmp_path: Path
+    registry: Registry, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
-    topology = two_registries(tmp_path, registry, registry, ["v1"])
+    topology = two_registries(tmp_path, registry, make_registry(), ["v1"])
 
     result = run("plan", "--target", "nope", str(topology))
 

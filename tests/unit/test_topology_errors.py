@@ -155,3 +155,27 @@ replications:
 """
     with pytest.raises(TopologyError, match="a target equals the source"):
         load(_write(tmp_path, text))
+
+
+def test_duplicate_replication_names_are_refused(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "  - source: hub/library/alpine\n", "  - name: x\n    source: hub/library/alpine\n"
+    ) + (
+        "  - name: x\n    source: hub/library/busybox\n    targets: [local/busybox]\n"
+        '    tags: ["1"]\n'
+    )
+    with pytest.raises(TopologyError) as caught:
+        load(_write(tmp_path, text))
+    [problem] = caught.value.problems
+    assert problem.message == (
+        "replication name 'x' is already used by replication 1; names must be unique"
+    )
+    assert problem.line == 11
+
+
+def test_every_invalid_tag_of_a_list_is_named_at_once(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID.replace('["3.20"]', '[latest, "-x", ".y", "a:b"]'))
+    with pytest.raises(TopologyError) as caught:
+        load(path)
+    [problem] = caught.value.problems
+    assert problem.message.startswith("'-x', '.y', 'a:b' are not valid tags")

@@ -48,6 +48,9 @@ def configure_logging(verbose: int) -> None:
     package.setLevel(level)
     package.propagate = False
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 3 else logging.WARNING)
+    # stamina announces every scheduled retry; the final error says what failed, so its notes
+    # are detail for -vv.
+    logging.getLogger("stamina").setLevel(logging.INFO if verbose >= 2 else logging.ERROR)
 
 
 def handle_errors(command: F) -> F:

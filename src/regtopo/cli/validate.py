@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
         """Check a topology file: every error at once, with file, line and column."""
         loaded = load(topology)
         count = len(loaded.topology.replications)
+        registries = len(loaded.topology.registries)
         typer.echo(
-            f"{topology}: valid ({len(loaded.topology.registries)} registries, "
+            f"{topology}: valid ({registries} registr{'ies' if registries != 1 else 'y'}, "
             f"{count} replication{'s' if count != 1 else ''})"
         )

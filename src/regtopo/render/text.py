@@ -255,6 +255,9 @@ def drift_text(report: DriftReport) -> Text:
     text.append("\n")
     if report.drifted:
         text.append(f"Drift: {len(drifted)} target tags differ from the topology. ", style="bold")
+    elif report.unmanaged:
+        # Not drift from the topology, but not "no drift" either: --fail-on-unmanaged fails on it.
+        text.append("No drift in what the topology manages. ", style="bold")
     else:
         text.append("No drift. ", style="bold")
     text.append(summary_line(plan))

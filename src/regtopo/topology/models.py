@@ -43,6 +43,19 @@ _PLATFORM = r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$"
 
 
 # The JSON Schema lets editors accept the user's own `x-` keys, which the models drop.
+def _checked_tags(tags: list[str]) -> list[str]:
+    """Every invalid tag of a list in one message, so a file is fixed in one round."""
+    invalid = [tag for tag in tags if not is_valid_tag(tag)]
+    if len(invalid) == 1:
+        raise ValueError(f"{invalid[0]!r} is not a valid tag")
+    if invalid:
+        raise ValueError(
+            f"{', '.join(repr(t) for t in invalid)} are not valid tags (a tag is up to 128 "
+            "letters, digits, '_', '.' and '-', not starting with '.' or '-')"
+        )
+    return tags
+
+
 class CredentialsSpec(Model):
     """Credentials for a registry. Values may be `${env:NAME}`, resolved at use, never printed."""
 
@@ -278,10 +291,7 @@ class TagSelector(Model):
     @field_validator("names")
     @classmethod
     def _valid_names(cls, value: list[str]) -> list[str]:
-        for tag in value:
-            if not is_valid_tag(tag):
-                raise ValueError(f"{tag!r} is not a valid tag")
-        return value
+        return _checked_tags(value)
 
     @field_validator("include", "exclude")
     @classmethod
@@ -438,11 +448,7 @@ class ReplicationSpec(Model):
     @field_validator("tags")
     @classmethod
     def _valid_tags(cls, value: list[str] | TagSelector) -> list[str] | TagSelector:
-        if isinstance(value, list):
-            for tag in value:
-                if not is_valid_tag(tag):
-                    raise ValueError(f"{tag!r} is not a valid tag")
-        return value
+        return _checked_tags(value) if isinstance(value, list) else value
 
     @field_validator("referrers")
     @classmethod

@@ -24,6 +24,19 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
         line, column = loaded.position(location)
         problems.append(Problem(path, line, column, message))
 
+    # Names are how --target, plans and reports refer to a replication: one name, one replication.
+    named: dict[str, int] = {}
+    for index, replication in enumerate(topology.replications):
+        if replication.name is None:
+            continue
+        if replication.name in named:
+            problem(
+                ("replications", index, "name"),
+                f"replication name {replication.name!r} is already used by replication "
+                f"{named[replication.name] + 1}; names must be unique",
+            )
+        named.setdefault(replication.name, index)
+
     known = sorted(topology.registries)
     for index, replication in enumerate(topology.replications):
         refs = [("source", replication.source)] + [

@@ -76,6 +76,8 @@ def audit(
 
 
 def render_audit(entries: list[AuditEntry]) -> str:
+    if not entries:
+        return "Nothing to verify: no replication names signing policies (`verify:`)."
     lines: list[str] = []
     for entry in entries:
         if entry.digest is None:
