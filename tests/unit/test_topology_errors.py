@@ -179,3 +179,21 @@ def test_every_invalid_tag_of_a_list_is_named_at_once(tmp_path: Path) -> None:
         load(path)
     [problem] = caught.value.problems
     assert problem.message.startswith("'-x', '.y', 'a:b' are not valid tags")
+
+
+def test_messages_name_the_field_and_explain_common_yaml_slips(tmp_path: Path) -> None:
+    """Pydantic's wording made readable: the field named, indentation and unquoted numbers
+    explained, errors in file order."""
+    text = VALID.replace("  hub:\n    host: registry-1.docker.io\n", "  hub:\n  host: x\n").replace(
+        '["3.20"]', "[3.20, latest]"
+    )
+    with pytest.raises(TopologyError) as caught:
+        load(_write(tmp_path, text))
+    messages = [p.message for p in caught.value.problems]
+    lines = [p.line for p in caught.value.problems]
+    assert lines == sorted(lines)
+    assert "expected a mapping here (check the indentation of the lines above)" in messages
+    assert (
+        "expected a string, got the number 3.2; quote it (YAML reads 1.10 as the number 1.1)"
+        in messages
+    )

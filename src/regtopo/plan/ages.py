@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from regtopo.errors import RegtopoError
@@ -37,6 +37,11 @@ CREATED_ANNOTATION = "org.opencontainers.image.created"
 OLDEST_PLAUSIBLE = datetime(1980, 1, 1, tzinfo=UTC)
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _in_future(moment: datetime) -> bool:
+    # A clock a day ahead is a wrong clock, not an age: such content is never judged old.
+    return moment > datetime.now(UTC) + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ class AgeResolver:
     def _annotation(self, manifest: Manifest) -> Age | None:
         annotations = manifest.document.get("annotations") or {}
         created = parse_timestamp(annotations.get(CREATED_ANNOTATION))
-        if created is None or created < OLDEST_PLAUSIBLE:
+        if created is None or created < OLDEST_PLAUSIBLE or _in_future(created):
             return None
         return Age(created, f"annotation {CREATED_ANNOTATION}")
 
@@ -172,6 +177,8 @@ class AgeResolver:
                     f"config created is {document.get('created')}, the placeholder "
                     "reproducible builds write"
                 )
+            elif created is not None and _in_future(created):
+                result = f"config created is {document.get('created')}, in the future"
             else:
                 result = created
         with self._lock:

@@ -116,7 +116,19 @@ def _pydantic_message(error: Any) -> str:
         return f"missing required field {error['loc'][-1]!r}"
     if kind == "extra_forbidden":
         return f"unknown field {error['loc'][-1]!r} (user keys must start with 'x-')"
-    return message.removeprefix("Value error, ")
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        # Most often an indentation slip: the key above has nothing under it.
+        return "expected a mapping here (check the indentation of the lines above)"
+    if kind == "string_type" and isinstance(error.get("input"), int | float):
+        return (
+            f"expected a string, got the number {error['input']!r}; quote it "
+            "(YAML reads 1.10 as the number 1.1)"
+        )
+    field = error["loc"][-1] if error.get("loc") else None
+    text = message.removeprefix("Value error, ")
+    if isinstance(field, str) and text.startswith("Input should be"):
+        return f"{field}: {text[0].lower()}{text[1:]}"
+    return text
 
 
 def load(path: str | Path) -> LoadedTopology:
@@ -143,7 +155,7 @@ def load(path: str | Path) -> LoadedTopology:
             )
             line, column = position_of(document, location)
             problems.append(Problem(str(path), line, column, _pydantic_message(error)))
-        raise TopologyError(_unique(problems)) from None
+        raise TopologyError(sorted(_unique(problems), key=lambda p: (p.line, p.column))) from None
 
     loaded = LoadedTopology(topology, path, document)
     from regtopo.topology.validate import cross_check

@@ -88,12 +88,12 @@ replications:
     assert problems(tmp_path, body) == [
         "9:21: include pattern '(' is not a valid regular expression: missing ), "
         "unterminated subpattern at position 0",
-        "9:36: Input should be greater than or equal to 1",
+        "9:36: latest: input should be greater than or equal to 1",
         "12:11: expected a list of tag names (as [latest]) or a selector mapping "
         "(names, include, exclude, semver, latest, order, digests)",
         "13:16: 'windows' is not a platform; expected os/architecture[/variant], as "
         "linux/amd64 or linux/arm64/v8",
-        "14:11: Input should be 'mirror' or 'sync'",
+        "14:11: mode: input should be 'mirror' or 'sync'",
     ]
 
 
@@ -200,7 +200,7 @@ def test_registry_settings_are_checked(tmp_path: Path) -> None:
     assert [f"{p.line}:{p.column}: {p.message}" for p in caught.value.problems] == [
         "2:13: 'ghcr.io/org' is not a registry host; expected host[:port], optionally after "
         "http:// or https://, without a path",
-        "2:49: Input should be greater than 0",
+        "2:49: requests_per_second: input should be greater than 0",
         "3:6: 'provider' applies to a host; a 'path' is an OCI layout directory",
         "4:36: unknown provider 'dockerhubb'; expected one of: acr, artifactory, "
         "distribution, dockerhub, ecr, gar, generic, ghcr, gitlab, harbor, nexus, quay, zot",
