@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def test_parallel_copies_sharing_blobs_between_layouts_finish(tmp_path: Path, at
 
     assert applied.exit_code == 0, applied.stderr
     assert "9 done, 0 failed" in applied.stdout
+    # Tags sharing layers price them each, but the plan's total counts each blob once per
+    # target repository: what the plan announces is what apply sends.
+    planned = re.search(r"; ([0-9.]+ k?B) to send\.", applied.stdout)
+    sent = re.search(r"not attempted; ([0-9.]+ k?B) sent in", applied.stdout)
+    assert planned is not None and sent is not None, applied.stdout
+    planned, sent = planned.group(1), sent.group(1)
+    assert planned == sent == "4.6 kB"
     again = run("plan", "--detailed-exitcode", str(topology))
     assert again.exit_code == 0
     assert "No changes. 9 in sync." in again.stdout

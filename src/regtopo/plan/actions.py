@@ -211,6 +211,11 @@ class Plan(BaseModel):
         None, description="the replications named with --target (null: all)"
     )
     shard: str | None = Field(None, description="`I/N` when the plan is one shard of the work")
+    blob_bytes_to_send: int | None = Field(
+        None,
+        description="blob bytes the whole plan sends, each blob once per target repository "
+        "(copies sharing layers each price them in bytes_to_send); null: not computed",
+    )
     actions: list[Action] = Field(default_factory=list)
 
     @property
@@ -221,6 +226,8 @@ class Plan(BaseModel):
         return Counter(a.kind.value for a in self.actions)
 
     def bytes_to_send(self) -> int:
+        if self.blob_bytes_to_send is not None:
+            return self.blob_bytes_to_send
         return sum(a.bytes_to_send for a in self.actions if a.is_change)
 
     def summary(self) -> dict[str, Any]:
@@ -240,13 +247,17 @@ class Plan(BaseModel):
     def only(self, replications: set[str]) -> Plan:
         """The same plan restricted to the named replications' actions."""
         kept = [a for a in self.actions if a.replication in replications]
-        return self.model_copy(update={"actions": kept, "targets": sorted(replications)})
+        return self.model_copy(
+            update={"actions": kept, "targets": sorted(replications), "blob_bytes_to_send": None}
+        )
 
     def shard_of(self, shard: Shard) -> Plan:
         """The actions of one shard; see `Shard` for how actions are assigned."""
         keys = chain_keys(self.actions)
         kept = [a for a, key in zip(self.actions, keys, strict=True) if shard.owns(key)]
-        return self.model_copy(update={"actions": kept, "shard": str(shard)})
+        return self.model_copy(
+            update={"actions": kept, "shard": str(shard), "blob_bytes_to_send": None}
+        )
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

@@ -28,6 +28,9 @@ class TreeCost:
 
 class Observer:
     def __init__(self) -> None:
+        #: blobs some copy of this plan sends, per target (registry name, repository): two
+        #: tags sharing layers each price them, but they travel once
+        self.sending: dict[tuple[str, str], dict[Digest, int]] = {}
         self._manifests: dict[Digest, Manifest] = {}
         self._present: dict[tuple[str, str, Digest], bool] = {}
         self._lock = threading.Lock()
@@ -106,6 +109,10 @@ class Observer:
                 else:
                     cost.bytes_to_send += blob.size
                     cost.blobs_to_send += 1
+                    with self._lock:
+                        self.sending.setdefault((target.registry_name, target.name), {})[
+                            blob.digest
+                        ] = blob.size
 
         walk(root)
         return cost

@@ -158,6 +158,15 @@ class Planner:
             if not (a.kind is ActionKind.SKIPPED and (a.replication, str(a.target)) in removed)
         ]
         plan.actions.extend(deletions)
+
+        copied_into = {
+            (a.target.registry, a.target.repository)
+            for a in plan.actions
+            if a.kind is ActionKind.COPY
+        }
+        plan.blob_bytes_to_send = sum(
+            size for key in copied_into for size in self.observer.sending.get(key, {}).values()
+        )
         return plan
 
     # tag selection
