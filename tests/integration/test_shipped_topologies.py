@@ -39,7 +39,7 @@ SEEDS: dict[str, dict[tuple[str, str], list[str]]] = {
     "multi-cloud-mirror.yaml": {
         ("ghcr", "acme/payments"): ["0.9.0", "1.0.0", "1.1.0", "latest"],
         ("ghcr", "acme/ledger"): ["2.0.0"],
-        ("ecr", "acme/payments"): ["0.1.0"],  # left over: mode sync deletes it
+        ("ecr", "acme/payments"): ["1.0.9"],  # a release GHCR lost: mode sync deletes it
     },
     "air-gapped.yaml": {
         ("harbor", "platform/base"): ["1.0.0", "2.0.0", "2.1.0", "3.0.0"],
@@ -77,7 +77,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
             ("copy", f"{target}:2.0.0")
             for target in ["ecr/acme/ledger", "gar/acme-prod/images/ledger", "acr/acme/ledger"]
         ),
-        ("delete", "ecr/acme/payments:0.1.0"),
+        ("delete", "ecr/acme/payments:1.0.9"),
     },
     "air-gapped.yaml": {
         ("copy", "transfer/platform/base:3.0.0"),

@@ -110,7 +110,7 @@ class Planner:
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
         self.policies = PolicySet(loaded.topology, loaded.path.resolve().parent)
         self._tag_lists: dict[tuple[str, str], list[str]] = {}
-        self._writers: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._writers: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self._absent: dict[tuple[str, str], bool] = {}
         self._absent_lock = threading.Lock()
 
@@ -215,11 +215,13 @@ class Planner:
             source = "/".join(
                 topology.identity(replication.source.registry, replication.source.repository)
             )
-            other = self._writers.setdefault(key, (replication.label, source))
+            other = self._writers.setdefault(
+                key, (replication.label, source, str(replication.source))
+            )
             if other[1] != source:
                 raise RegtopoError(
                     f"replications {other[0]} and {replication.label} both write "
-                    f"{target}:{tag}, from {other[1]} and from {source}",
+                    f"{target}:{tag}, from {other[2]} and from {replication.source}",
                     hint="a target tag needs exactly one source; narrow one of the selectors",
                 )
 
@@ -250,8 +252,7 @@ class Planner:
         )
         base = {
             "replication": replication.label,
-            # TODO(#4): name the selector that matched once tags are more than an exact list.
-            "rule": f"tags: {tag}",
+            "rule": selection_rule(replication.tags, tag),
             "source": source_ref,
             "target": target_ref,
         }
@@ -515,6 +516,25 @@ class Planner:
         return (
             f"the image is for {platform}, not one of the selected platforms ({', '.join(wanted)})"
         )
+
+
+def selection_rule(selector: list[str] | TagSelector, tag: str) -> str:
+    """Which part of a replication's `tags` chose `tag`, for the plan's `rule`."""
+    if isinstance(selector, list) or tag in selector.names:
+        return f"tags: {tag}"
+    if tag in selector.digests:
+        return f"tags.digests: {tag} pinned to {selector.digests[tag]}"
+    parts = []
+    if selector.include:
+        parts.append(f"include {', '.join(selector.include)}")
+    if selector.exclude:
+        parts.append(f"exclude {', '.join(selector.exclude)}")
+    if selector.semver:
+        parts.append(f"semver {selector.semver}")
+    if selector.latest is not None:
+        order = selector.order.value if selector.order is not None else "semver"
+        parts.append(f"latest {selector.latest} by {order}")
+    return f"tags: {tag} selected by {'; '.join(parts) or 'the selector'}"
 
 
 def _config_json(origin: Repository, manifest: Manifest) -> dict[str, Any] | None:

@@ -77,3 +77,22 @@ def test_names_and_pins_alone_select_only_themselves() -> None:
         "latest",
         "stable",
     ]
+
+
+def test_the_plan_rule_names_the_part_of_the_selector_that_chose_a_tag() -> None:
+    from regtopo.plan.planner import selection_rule
+    from regtopo.topology.models import TagSelector
+
+    selector = TagSelector(
+        names=["stable"],
+        include=["1\\..*"],
+        semver=">=1.2,<3",
+        latest=2,
+        digests={"pinned": "sha256:" + "a" * 64},
+    )
+    assert selection_rule(["v1"], "v1") == "tags: v1"
+    assert selection_rule(selector, "stable") == "tags: stable"
+    assert selection_rule(selector, "pinned") == f"tags.digests: pinned pinned to sha256:{'a' * 64}"
+    assert selection_rule(selector, "1.2.0") == (
+        "tags: 1.2.0 selected by include 1\\..*; semver >=1.2,<3; latest 2 by semver"
+    )
