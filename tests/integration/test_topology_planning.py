@@ -55,13 +55,14 @@ registries:
 {extra}"""
 
 
-def test_a_platform_subset_of_an_index_is_refused_naming_the_new_digest(
+def test_a_platform_subset_copies_a_new_index_and_says_its_digest_differs(
     tmp_path: Path, fixtures_dir: Path
 ) -> None:
-    digest = tagged_digest(fixtures_dir / "regclient-testrepo", "b1")
-
-    plan = plan_text(
-        tmp_path,
+    """platforms: a subset makes a new index of the wanted children (another digest, said
+    plainly); all platforms copy digest-exact; a later hop carries the new index unchanged;
+    the next plan finds everything in sync."""
+    source_digest = tagged_digest(fixtures_dir / "regclient-testrepo", "b1")
+    text = (
         layouts(fixtures_dir)
         + """\
 replications:
@@ -69,24 +70,43 @@ replications:
     targets: [out/subset]
     tags: [b1]
     platforms: [linux/amd64, linux/arm64]
+  - source: out/subset
+    targets: [out/next]
+    tags: [b1]
   - source: fixtures/regclient-testrepo
     targets: [out/every]
     tags: [b1]
     platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]
-""",
+"""
     )
 
-    assert [(a.kind, str(a.target), a.reason) for a in plan.actions] == [
-        (
-            ActionKind.SKIPPED,
-            "out/subset:b1",
-            "platforms linux/amd64, linux/arm64 of linux/amd64, linux/arm64, linux/arm/v7, "
-            f"linux/arm/v6 selected: the target would get a new index with another digest than "
-            f"{digest}, and regtopo does not build that index yet; select all platforms to copy "
-            "it digest-exact",
-        ),
-        (ActionKind.COPY, "out/every:b1", "the content is missing at the target"),
+    plan = plan_text(tmp_path, text, apply=True)
+    again = plan_text(tmp_path, text)
+
+    subset, every, following = (
+        next(a for a in plan.actions if str(a.target) == name)
+        for name in ("out/subset:b1", "out/every:b1", "out/next:b1")
+    )
+    assert subset.kind is ActionKind.COPY and subset.content is not None
+    new_digest = subset.content.digest
+    assert new_digest != source_digest
+    assert subset.source_digest == source_digest
+    assert subset.content.platforms == ["linux/amd64", "linux/arm64"]
+    assert subset.warnings == [
+        f"platforms linux/amd64, linux/arm64 of the source index {source_digest[:19]}: the "
+        f"target gets a new index {new_digest[:19]} with another digest; signatures made on "
+        "the source index do not apply to it"
     ]
+    assert every.kind is ActionKind.COPY and every.content is not None
+    assert every.content.digest == source_digest
+    assert following.content is not None and following.content.digest == new_digest
+
+    built = tmp_path / "out" / "subset"
+    assert tagged_digest(built, "b1") == new_digest
+    assert tagged_digest(tmp_path / "out" / "next", "b1") == new_digest
+    index = json.loads((built / "blobs" / "sha256" / new_digest.split(":")[1]).read_bytes())
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+    assert {a.kind for a in again.actions} == {ActionKind.IN_SYNC}
 
 
 def test_a_pinned_tag_gets_the_pinned_digest_wherever_the_source_tag_points(

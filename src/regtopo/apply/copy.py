@@ -97,6 +97,21 @@ class CopyEngine:
         root = source.get_manifest(str(digest), expected=digest)
         if root is None:
             raise CopyError(f"copying {source}@{digest}: the source no longer has it")
+        return self.copy_root(source, target, root, tags, stats)
+
+    def copy_root(
+        self,
+        source: Repository,
+        target: Repository,
+        root: Manifest,
+        tags: list[str],
+        stats: CopyStats | None = None,
+    ) -> CopyStats:
+        """Copy `root`'s tree (its children and blobs read from `source`), then tag it.
+
+        `root` need not be at the source: a platform subset's index is built by the plan.
+        """
+        stats = stats or CopyStats()
         self.copy_manifest(source, target, root, stats)
         for tag in tags:
             target.put_manifest(root, tag)

@@ -28,6 +28,7 @@ from regtopo.apply.referrers import ReferrerCopier
 from regtopo.apply.signing import SignatureFollower, replication_of
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
+from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Plan
 from regtopo.plan.observe import in_algorithm
 from regtopo.plan.session import Session
@@ -268,11 +269,13 @@ class Executor:
         source = self.session.repository(action.source.registry, action.source.repository)
         target = self.session.repository(action.target.registry, action.target.repository)
 
+        # A platform subset copies a new index; the source must still hold what it was built from.
+        expected = Digest.parse(action.source_digest) if action.source_digest else digest
         head = source.head_manifest(action.source.tag)
-        if head is None or head.digest != digest:
+        if head is None or head.digest != expected:
             now = head.digest if head else "nothing"
             raise StaleActionError(
-                f"{action.source} now points at {now}, the plan expected {digest}; plan again"
+                f"{action.source} now points at {now}, the plan expected {expected}; plan again"
             )
         current = in_algorithm(
             target, action.target.tag, target.head_manifest(action.target.tag), digest.algorithm
@@ -299,7 +302,13 @@ class Executor:
                 if action.create_repository:
                     self.session.create_repository(action.target.registry, action.target.repository)
                 engine = self._engine_for(action)
-                stats = engine.copy(source, target, digest, [action.target.tag])
+                if action.rewritten_index is not None:
+                    root = Manifest.parse(
+                        action.rewritten_index.encode(), action.content.media_type, expected=digest
+                    )
+                    stats = engine.copy_root(source, target, root, [action.target.tag])
+                else:
+                    stats = engine.copy(source, target, digest, [action.target.tag])
 
         # Referrers come after their subject is complete and tagged.
         self.referrers.copy(source, target, action.referrers_to_copy, stats)

@@ -152,6 +152,16 @@ class Action(BaseModel):
         False, description="the target repository is created (provider API) before the copy"
     )
     hop: int = Field(0, description="0 reads an original source; n reads what hop n-1 writes")
+    source_digest: str | None = Field(
+        None,
+        description="set when the target gets other content than the source tag's (a platform "
+        "subset): the source digest the plan read, which apply checks the source still has",
+    )
+    rewritten_index: str | None = Field(
+        None,
+        description="the exact bytes of the index this plan builds (a platform subset of the "
+        "source index), pushed after its children; its digest is content.digest",
+    )
     reason: str = Field("", description="why the kind was chosen, in words")
     policy: str | None = Field(None, description="blocked: the signing policy that failed")
     warnings: list[str] = Field(default_factory=list, description="e.g. a failed `warn` policy")

@@ -35,6 +35,11 @@ class Observer:
         self._present: dict[tuple[str, str, Digest], bool] = {}
         self._lock = threading.Lock()
 
+    def remember(self, manifest: Manifest) -> None:
+        """A manifest this plan builds (a platform subset's index): readable by digest here."""
+        with self._lock:
+            self._manifests[manifest.digest] = manifest
+
     def manifest(self, repository: Repository, digest: Digest) -> Manifest | None:
         with self._lock:
             cached = self._manifests.get(digest)

@@ -38,6 +38,7 @@ from regtopo.topology.selectors import select_tags
 log = logging.getLogger(__name__)
 
 PLAN_WORKERS = 16
+ATTESTATION_KEY = "vnd.docker.reference.type"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 
@@ -324,12 +325,41 @@ class Planner:
                 **base,
             )
         content = summarise(manifest)
+        signed_digest = digest
         if replication.platforms != "all":
-            refused = self._platform_refusal(replication.platforms, origin, manifest)
-            if refused is not None:
+            selected, refused = self._select_platforms(replication.platforms, origin, manifest)
+            if selected is None:
                 return Action(
                     kind=ActionKind.SKIPPED, content=content, hop=hop, reason=refused, **base
                 )
+            if selected.digest != manifest.digest:
+                # The target gets a new index: another digest than the source's. Later hops
+                # read it from the observer's cache; apply pushes these exact bytes.
+                self.observer.remember(selected)
+                base = {
+                    **base,
+                    "source_digest": str(digest),
+                    "rewritten_index": selected.raw.decode(),
+                    "warnings": [
+                        f"platforms {', '.join(summarise(selected).platforms)} of the source "
+                        f"index {digest.short}: the target gets a new index {selected.digest.short} "
+                        "with another digest; signatures made on the source index do not apply "
+                        "to it"
+                    ],
+                }
+                digest, manifest = selected.digest, selected
+                content = summarise(selected)
+                if current is not None and current.digest == digest:
+                    self.planned[(target_ref.registry, target_ref.repository, target_ref.tag)] = (
+                        PlannedTag(digest, origin, hop, (*narrowed, replication.referrers))
+                    )
+                    return Action(
+                        kind=ActionKind.IN_SYNC,
+                        content=content,
+                        target_digest_before=str(current.digest),
+                        hop=hop,
+                        **{k: v for k, v in base.items() if k != "rewritten_index"},
+                    )
         self.planned[(target_ref.registry, target_ref.repository, target_ref.tag)] = PlannedTag(
             digest, origin, hop, (*narrowed, replication.referrers)
         )
@@ -374,7 +404,8 @@ class Planner:
                 **base,
             )
 
-        verdict = self._verify(replication, origin, digest, target_ref)
+        # What was signed is the source's content, whatever the target gets.
+        verdict = self._verify(replication, origin, signed_digest, target_ref)
         if isinstance(verdict, PolicyResult):
             return Action(
                 kind=ActionKind.BLOCKED,
@@ -386,7 +417,7 @@ class Planner:
                 **base,
             )
         verified, warnings = verdict
-        base = {**base, "verified": verified, "warnings": warnings}
+        base = {**base, "verified": verified, "warnings": [*base.get("warnings", []), *warnings]}
 
         create_repository = False
         if current is None and self._repository_absent(target_ref):
@@ -478,42 +509,51 @@ class Planner:
                 warnings.append(str(result))
         return verified, warnings
 
-    def _platform_refusal(
+    def _select_platforms(
         self, wanted: list[str], origin: Repository, manifest: Manifest
-    ) -> str | None:
-        """Why a platform subset cannot be copied digest-exact; None when it can."""
+    ) -> tuple[Manifest | None, str | None]:
+        """The content to copy for a platform subset: the manifest itself when it has only
+        wanted platforms, a new index of the wanted children otherwise, or None and why.
+
+        The new index keeps every field of the source index and the wanted entries as they
+        were written, in order; a build attestation goes along with the platform it describes.
+        Its bytes are deterministic (compact JSON), so the next plan finds it in sync.
+        """
         if manifest.kind == "index":
-            available = [
-                str(c.platform)
+            entries = manifest.document.get("manifests") or []
+            platforms = {
+                str(c.digest): str(c.platform)
                 for c in manifest.children
-                if c.platform
-                and c.annotations.get("vnd.docker.reference.type") != "attestation-manifest"
-            ]
-            if set(available) <= set(wanted):
-                return None
-            kept = [p for p in available if p in wanted]
-            if not kept:
-                return (
+                if c.platform and c.annotations.get(ATTESTATION_KEY) != "attestation-manifest"
+            }
+            kept_digests = {d for d, p in platforms.items() if p in wanted}
+            if set(platforms) <= kept_digests:
+                return manifest, None
+            if not kept_digests:
+                return None, (
                     f"none of the selected platforms ({', '.join(wanted)}) is in the index "
-                    f"({', '.join(available)})"
+                    f"({', '.join(sorted(set(platforms.values())))})"
                 )
-            # TODO(#4): build the reduced index in the copy engine (children by digest, a new
-            # index pushed last) so a subset can be copied instead of refused.
-            return (
-                f"platforms {', '.join(kept)} of {', '.join(available)} selected: the target "
-                f"would get a new index with another digest than {manifest.digest}, and "
-                "regtopo does not build that index yet; select all platforms to copy it "
-                "digest-exact"
-            )
+            kept = []
+            for entry, child in zip(entries, manifest.children, strict=True):
+                described = child.annotations.get("vnd.docker.reference.digest")
+                if str(child.digest) in kept_digests or (
+                    child.annotations.get(ATTESTATION_KEY) == "attestation-manifest"
+                    and described in kept_digests
+                ):
+                    kept.append(entry)
+            document = {**manifest.document, "manifests": kept}
+            raw = json.dumps(document, separators=(",", ":")).encode()
+            return Manifest.parse(raw, manifest.media_type), None
         config = _config_json(origin, manifest)
         if not config or not config.get("os"):
-            return None
+            return manifest, None
         platform = f"{config.get('os')}/{config.get('architecture')}"
         if config.get("variant"):
             platform += f"/{config['variant']}"
         if platform in wanted:
-            return None
-        return (
+            return manifest, None
+        return None, (
             f"the image is for {platform}, not one of the selected platforms ({', '.join(wanted)})"
         )
 
