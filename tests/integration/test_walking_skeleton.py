@@ -211,3 +211,24 @@ def _tag_alias(registry: Registry, repository: str, digest: str, tag: str) -> No
         headers={"Content-Type": response.headers["content-type"]},
     )
     put.raise_for_status()
+
+
+def test_apply_after_planning_in_the_same_run_does_not_ask_again_what_the_plan_saw_missing(
+    registry: Registry, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    """The plan HEADs each blob at the target once to price the copy; apply trusts that
+    absence instead of asking again (benchmarks: about one request in six of a cold copy)."""
+    target = make_registry()
+    digest = push_random_image(registry, "app", "v1", layers=[2048, 4096, 512])
+    topology = write_topology(
+        tmp_path / "topology.yaml",
+        {"source": registry_entry(registry), "target": registry_entry(target)},
+        [{"source": "source/app", "targets": ["target/app"], "tags": ["v1"]}],
+    )
+
+    assert run("apply", "--auto-approve", str(topology)).exit_code == 0
+
+    assert skopeo_digest(target, "app:v1") == digest
+    # Three layers and a config: each asked about once, by the plan.
+    assert target.count_requests("HEAD", r"/v2/app/blobs/.+") == 4
+    assert target.count_requests("PUT", r"/v2/app/blobs/uploads/.+") == 4

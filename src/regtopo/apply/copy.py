@@ -72,8 +72,17 @@ class CopyEngine:
     other's threads. A blob wanted by two images at once is transferred once.
     """
 
-    def __init__(self, *, blob_workers: int = 4, include_non_distributable: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        blob_workers: int = 4,
+        include_non_distributable: bool = False,
+        known_absent: frozenset[tuple[str, str, Digest]] = frozenset(),
+    ) -> None:
         self.include_non_distributable = include_non_distributable
+        # What the plan of this same run saw missing at the targets: not asked again. Only
+        # absence is trusted; something that appeared since is uploaded again, harmlessly.
+        self.known_absent = known_absent
         self.blob_workers = blob_workers
         self._pool = ThreadPoolExecutor(blob_workers, thread_name_prefix="regtopo-blob")
         self._inflight: dict[tuple[str, str, Digest], Future[str]] = {}
@@ -167,7 +176,8 @@ class CopyEngine:
         stats: CopyStats,
         ancestors: frozenset[Digest],
     ) -> PushResult | None:
-        if target.head_manifest(str(manifest.digest)) is not None:
+        known_absent = (target.registry_id, target.name, manifest.digest) in self.known_absent
+        if not known_absent and target.head_manifest(str(manifest.digest)) is not None:
             stats.add(manifests_present=1)
             return None
 
@@ -301,7 +311,8 @@ class CopyEngine:
         ):
             stats.add(blobs_non_distributable=1)
             return "non-distributable"
-        if target.blob_exists(blob):
+        known_absent = (target.registry_id, target.name, blob.digest) in self.known_absent
+        if not known_absent and target.blob_exists(blob):
             stats.add(blobs_present=1)
             return "present"
 

@@ -113,6 +113,8 @@ class Executor:
 
     def apply(self, plan: Plan) -> ApplyReport:
         """Apply the plan's changes, hop by hop; every outcome is reported, none raised."""
+        # A plan made in this process knows what the targets lack; one read from a file does not.
+        self.engine.known_absent = plan._absent_at_plan
         started = time.monotonic()
         report = ApplyReport()
         try:
@@ -259,7 +261,9 @@ class Executor:
         with self._engines_lock:
             if include not in self._engines:
                 self._engines[include] = CopyEngine(
-                    blob_workers=self.engine.blob_workers, include_non_distributable=True
+                    blob_workers=self.engine.blob_workers,
+                    include_non_distributable=True,
+                    known_absent=self.engine.known_absent,
                 )
             return self._engines[include]
 

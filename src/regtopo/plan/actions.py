@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, computed_field
 
 from regtopo import __version__
 from regtopo.errors import RegtopoError
@@ -227,6 +227,9 @@ class Plan(BaseModel):
         "(copies sharing layers each price them in bytes_to_send); null: not computed",
     )
     actions: list[Action] = Field(default_factory=list)
+    # Not written to plan files: what the planning run saw missing at the targets, so an
+    # apply in the same process need not ask again. A saved plan is applied without it.
+    _absent_at_plan: frozenset[tuple[str, str, Any]] = PrivateAttr(default=frozenset())
 
     @property
     def changes(self) -> list[Action]:

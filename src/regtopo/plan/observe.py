@@ -59,6 +59,11 @@ class Observer:
         with self._lock:
             self._present[(repository.registry_id, repository.name, digest)] = present
 
+    def absent(self) -> frozenset[tuple[str, str, Digest]]:
+        """What this plan saw missing at targets: (registry id, repository, digest)."""
+        with self._lock:
+            return frozenset(key for key, present in self._present.items() if not present)
+
     def manifest_present(self, repository: Repository, digest: Digest) -> bool:
         known = self._cached_presence(repository, digest)
         if known is None:

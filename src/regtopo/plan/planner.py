@@ -165,6 +165,7 @@ class Planner:
             for a in plan.actions
             if a.kind is ActionKind.COPY
         }
+        plan._absent_at_plan = self.observer.absent()
         plan.blob_bytes_to_send = sum(
             size for key in copied_into for size in self.observer.sending.get(key, {}).values()
         )
