@@ -186,7 +186,7 @@ def test_drift_exits_2_on_drift_and_lists_unmanaged_tags(
 
     assert drifted.exit_code == 2
     assert "  ? b/app:hotfix\n" in drifted.stdout
-    assert "Drift: 1 target tags differ from the topology." in drifted.stdout
+    assert "Drift: 1 target tag differs from the topology." in drifted.stdout
     assert json.loads(drifted_json.stdout)["unmanaged"] == [
         {"registry": "b", "repository": "app", "tag": "hotfix"}
     ]

@@ -4,6 +4,7 @@ plan-time conflicts, the catalog, and the per-registry request rate."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from regtopo.plan.planner import Planner
 from regtopo.plan.session import Session
 from regtopo.registry.client import RegistryClient
 from regtopo.render.text import render_plan
-from regtopo.topology.loader import load
+from regtopo.topology.loader import TopologyError, load
 from tests.support.registries import Registry, push_random_image
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -283,3 +284,90 @@ def test_requests_per_second_spaces_the_requests(registry: Registry) -> None:
 
     assert elapsed >= 0.5
     assert client.request_count == 11
+
+
+def test_selectors_leave_fallback_and_cosign_tags_to_their_subjects(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """`include: ['.*']` does not copy `sha256-<hex>` fallback indexes as tags: those travel
+    with their subject and are merged at the target, never overwritten."""
+    plan = plan_text(
+        tmp_path,
+        layouts(fixtures_dir)
+        + """\
+replications:
+  - source: fixtures/regclient-testrepo
+    targets: [out/all]
+    tags: {include: ['.*']}
+""",
+    )
+
+    tags = sorted(a.target.tag for a in plan.actions)
+    assert "v2" in tags and "b1" in tags
+    fallback_or_cosign = re.compile(r"^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$")
+    assert [t for t in tags if fallback_or_cosign.match(t)] == []
+    # regclient's `.meta` digest tag is an ordinary tag: it is selected like any other.
+    assert [t for t in tags if t.endswith(".meta")] != []
+
+
+def test_a_platform_subset_under_a_blocking_signing_policy_is_blocked_at_plan(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """The new index is signed by nobody: the check at the target could never pass, so the
+    plan blocks the tag instead of letting apply push it and fail."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (tmp_path / "release.pub").write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    plan = plan_text(
+        tmp_path,
+        layouts(fixtures_dir)
+        + """\
+signing:
+  policies:
+    - {name: release, kind: cosign-key, keys: [release.pub]}
+replications:
+  - source: fixtures/regclient-testrepo
+    targets: [out/subset]
+    tags: [b1]
+    platforms: [linux/amd64]
+    verify: [release]
+""",
+    )
+
+    [action] = plan.actions
+    assert action.kind is ActionKind.BLOCKED
+    assert action.policy == "release"
+    assert "which the signatures of the source index" in action.reason
+
+
+def test_verify_with_referrers_that_leave_signatures_behind_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "topology.yaml"
+    (tmp_path / "release.pub").write_text("unused")
+    path.write_text(
+        """\
+registries:
+  a: {path: ./a}
+  b: {path: ./b}
+signing:
+  policies:
+    - {name: release, kind: cosign-key, keys: [release.pub]}
+replications:
+  - source: a/app
+    targets: [b/app]
+    tags: [v1]
+    verify: [release]
+    referrers: none
+"""
+    )
+    with pytest.raises(TopologyError) as caught:
+        load(path)
+    assert any(
+        p.message.startswith("verify checks the signatures again at the target")
+        for p in caught.value.problems
+    )

@@ -199,7 +199,22 @@ def test_drift_markdown_lists_drifted_and_unmanaged_tags_in_their_own_sections()
 
     markdown = render_drift_markdown(report)
 
-    assert markdown.startswith("### regtopo drift: 1 target tags drifted, 1 unmanaged\n\n")
+    assert markdown.startswith("### regtopo drift: 1 target tag drifted, 1 unmanaged\n\n")
     headings = [line for line in markdown.splitlines() if line.startswith("#### ")]
     assert headings == ["#### Drifted", "#### Skipped", "#### Unmanaged"]
     assert "| `b/app` | `hotfix` |\n\n<details><summary>1 in sync</summary>" in markdown
+
+
+def test_markdown_shows_warnings_and_blocked_tags_a_reviewer_must_see() -> None:
+    plan = sample_plan()
+    copy = plan.actions[0].model_copy(update={"warnings": ["the target gets a new index"]})
+    blocked = action(ActionKind.BLOCKED, "a/app:v4", "b/app:v4", reason="unsigned").model_copy(
+        update={"policy": "release"}
+    )
+    plan = plan.model_copy(update={"actions": [copy, *plan.actions[1:], blocked]})
+
+    markdown = render_plan_markdown(plan)
+
+    assert "<br>**warning:** the target gets a new index |" in markdown
+    assert markdown.startswith("### regtopo plan: 1 to copy, 0 to retag, 2.5 MB to send, 1 blocked")
+    assert "| `b/app:v4` | `a/app:v4` | release | unsigned |" in markdown

@@ -26,6 +26,7 @@ from regtopo.oci.mediatype import INDEX_TYPES, SCHEMA1_TYPES
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer, in_algorithm
 from regtopo.plan.referrers import ReferrerPlanner
+from regtopo.plan.retention_referrers import is_attachment_tag
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.registry.store import Repository
@@ -181,6 +182,10 @@ class Planner:
         available = set(self._listed_tags(registry, repository)) | {
             tag for (r, repo, tag) in self.planned if (r, repo) == (registry, repository)
         }
+        # Fallback-tag indexes and cosign's tag-based attachments travel with their subject,
+        # merged at the target; a selector copying them as tags would overwrite the target's
+        # entries written by others. Exact names still may name them.
+        available = {tag for tag in available if not is_attachment_tag(tag)}
         return select_tags(
             replication.tags, available, lambda tag: self._created(registry, repository, tag)
         )
@@ -334,6 +339,19 @@ class Planner:
                     kind=ActionKind.SKIPPED, content=content, hop=hop, reason=refused, **base
                 )
             if selected.digest != manifest.digest:
+                if replication.verify and replication.enforce == "block":
+                    # Nothing has signed the new index: the check at the target cannot pass.
+                    return Action(
+                        kind=ActionKind.BLOCKED,
+                        content=summarise(selected),
+                        hop=hop,
+                        policy=", ".join(replication.verify),
+                        reason=f"a platform subset makes a new index {selected.digest.short}, "
+                        f"which the signatures of the source index {digest.short} do not "
+                        "cover: the signing policies could not hold at the target; select all "
+                        "platforms, or sign the subset where it is built",
+                        **base,
+                    )
                 # The target gets a new index: another digest than the source's. Later hops
                 # read it from the observer's cache; apply pushes these exact bytes.
                 self.observer.remember(selected)

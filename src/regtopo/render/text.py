@@ -76,7 +76,8 @@ def describe_content(action: Action) -> str:
         return ""
     text = f"{short(content.digest)} {content.kind}"
     if content.kind == "index":
-        parts = [f"{len(content.platforms)} platforms"] if content.platforms else []
+        count = len(content.platforms)
+        parts = [f"{count} platform{'s' if count != 1 else ''}"] if content.platforms else []
         if content.attestations:
             parts.append(f"{content.attestations} attestations")
         extra = content.children - len(content.platforms) - content.attestations
@@ -254,7 +255,9 @@ def drift_text(report: DriftReport) -> Text:
             text.append(f"  ? {tag}\n", style="magenta")
     text.append("\n")
     if report.drifted:
-        text.append(f"Drift: {len(drifted)} target tags differ from the topology. ", style="bold")
+        tags = f"{len(drifted)} target tag{'s' if len(drifted) != 1 else ''}"
+        verb = "differs" if len(drifted) == 1 else "differ"
+        text.append(f"Drift: {tags} {verb} from the topology. ", style="bold")
     elif report.unmanaged:
         # Not drift from the topology, but not "no drift" either: --fail-on-unmanaged fails on it.
         text.append("No drift in what the topology manages. ", style="bold")

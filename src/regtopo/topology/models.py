@@ -372,7 +372,12 @@ class ReplicationSpec(Model):
     """Tags of one source repository (or of each repository a pattern covers), copied by digest
     to one or more target repositories."""
 
-    name: str | None = Field(None, pattern=_NAME, description="defaults to the source reference")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:-]*$",
+        description="how plans, reports and --target name it; defaults to the source "
+        "(registry/repository)",
+    )
     source: SourceRef
     targets: list[TargetRef] = Field(min_length=1)
     tags: TagsSpec = Field(

@@ -24,7 +24,9 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
         line, column = loaded.position(location)
         problems.append(Problem(path, line, column, message))
 
-    # Names are how --target, plans and reports refer to a replication: one name, one replication.
+    # Names are how --target, plans and reports refer to a replication: a name given is
+    # one replication's. Unnamed replications go by their source, which several may share
+    # (`--target` with it selects them all).
     named: dict[str, int] = {}
     for index, replication in enumerate(topology.replications):
         if replication.name is None:
@@ -99,6 +101,19 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                 writers.setdefault(key, (index, source, str(replication.source)))
 
     _check_signing(loaded, problem)
+
+    # Signatures are checked again at the target; a replication that leaves them behind
+    # would fail every check there.
+    for index, replication in enumerate(topology.replications):
+        selection = replication.referrers
+        if replication.verify and (
+            selection == "none" or (isinstance(selection, list) and "signatures" not in selection)
+        ):
+            problem(
+                ("replications", index, "referrers"),
+                "verify checks the signatures again at the target, so referrers must bring "
+                "them: use referrers: all, or a list with signatures",
+            )
     from regtopo.topology.retention import retention_problems
 
     for location, message in retention_problems(topology.retention, set(topology.registries)):

@@ -91,6 +91,7 @@ def render_audit(entries: list[AuditEntry]) -> str:
     passed = len(entries) - failed - absent
     lines.append("")
     lines.append(
-        f"Verified {len(entries)} tags: {passed} satisfied, {failed} failed, {absent} absent."
+        f"Verified {len(entries)} tag{'s' if len(entries) != 1 else ''}: {passed} satisfied, "
+        f"{failed} failed, {absent} absent."
     )
     return "\n".join(lines)
