@@ -371,3 +371,40 @@ replications:
         p.message.startswith("verify checks the signatures again at the target")
         for p in caught.value.problems
     )
+
+
+def test_drift_reports_tags_a_signing_policy_keeps_from_their_targets(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """Nothing to apply, but the target lacks what the topology declares: drift exits 2."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.support.cli import run
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (tmp_path / "release.pub").write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        layouts(fixtures_dir)
+        + """\
+signing:
+  policies:
+    - {name: release, kind: cosign-key, keys: [release.pub]}
+replications:
+  - source: fixtures/regclient-testrepo
+    targets: [out/signed-only]
+    tags: [b1]
+    verify: [release]
+"""
+    )
+
+    result = run("drift", str(path))
+
+    assert result.exit_code == 2
+    assert "x blocked  out/signed-only:b1" in result.stdout
+    assert "Drift: 1 tag kept from the targets by signing policies." in result.stdout

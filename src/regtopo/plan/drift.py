@@ -11,7 +11,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from regtopo.plan.actions import PLAN_FORMAT_VERSION, Plan
+from regtopo.plan.actions import PLAN_FORMAT_VERSION, ActionKind, Plan
 from regtopo.plan.session import Session
 from regtopo.topology.models import Topology
 
@@ -38,7 +38,12 @@ class DriftReport(BaseModel):
 
     @property
     def drifted(self) -> bool:
-        return bool(self.plan.changes)
+        """Targets differ from the topology: changes to make, or tags a signing policy keeps
+        from their targets (the source offers content the topology refuses: a nightly check
+        must say so, though there is nothing to apply)."""
+        return bool(self.plan.changes) or any(
+            a.kind is ActionKind.BLOCKED for a in self.plan.actions
+        )
 
 
 def managed_tags(topology: Topology, plan: Plan) -> dict[tuple[str, str], set[str]]:

@@ -243,7 +243,7 @@ def drift_text(report: DriftReport) -> Text:
     for action in sorted_actions(drifted):
         text.append_text(action_text(action))
         text.append("\n")
-    skipped = [a for a in plan.actions if a.kind is ActionKind.SKIPPED]
+    skipped = [a for a in plan.actions if a.kind in (ActionKind.SKIPPED, ActionKind.BLOCKED)]
     for action in sorted_actions(skipped):
         text.append_text(action_text(action))
         text.append("\n")
@@ -254,10 +254,17 @@ def drift_text(report: DriftReport) -> Text:
         for tag in report.unmanaged:
             text.append(f"  ? {tag}\n", style="magenta")
     text.append("\n")
-    if report.drifted:
+    blocked = sum(1 for a in plan.actions if a.kind is ActionKind.BLOCKED)
+    if report.drifted and drifted:
         tags = f"{len(drifted)} target tag{'s' if len(drifted) != 1 else ''}"
         verb = "differs" if len(drifted) == 1 else "differ"
         text.append(f"Drift: {tags} {verb} from the topology. ", style="bold")
+    elif report.drifted:
+        text.append(
+            f"Drift: {blocked} tag{'s' if blocked != 1 else ''} kept from the targets by "
+            "signing policies. ",
+            style="bold",
+        )
     elif report.unmanaged:
         # Not drift from the topology, but not "no drift" either: --fail-on-unmanaged fails on it.
         text.append("No drift in what the topology manages. ", style="bold")
