@@ -193,7 +193,9 @@ def test_wrong_credentials_are_refused_clearly_without_the_secret(
     )
     result = run("plan", str(topology))
     assert result.exit_code == 1
-    assert "401" in result.stderr
+    assert "credentials (from the topology) refused (UNAUTHORIZED): 401" in result.stderr
+    # The action is named once, not repeated inside its own cause.
+    assert result.stderr.count("checking manifest source/app:v1") == 1
     assert "wrong-secret-123" not in result.stderr + result.stdout
 
 

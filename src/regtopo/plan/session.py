@@ -87,6 +87,7 @@ class Session:
             credentials = Credentials(
                 resolve_env(spec.credentials.username, where=where),
                 resolve_env(spec.credentials.password, where=where),
+                origin="the topology",
             )
         else:
             credentials = lookup(host)

@@ -35,6 +35,8 @@ class Credentials:
     password: str = field(repr=False)
     # An identity (refresh) token is sent to the realm with the OAuth2 POST form instead.
     identity_token: str | None = field(default=None, repr=False)
+    #: where they came from, for messages: "the topology", a config file, a helper
+    origin: str = field(default="", compare=False)
 
     def basic_header(self) -> str:
         raw = f"{self.username}:{self.password}".encode()

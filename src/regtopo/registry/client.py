@@ -209,8 +209,13 @@ class RegistryClient:
                 codes=("DENIED",),
                 hint="the credentials for this registry may not pull or push this repository",
             )
+        detail = error.message.removeprefix(f"{action}: ")
+        credentials = self.auth.credentials
+        whose = f" (from {credentials.origin})" if credentials and credentials.origin else ""
+        if credentials is None:
+            whose = " (none configured: anonymous)"
         return AuthError(
-            f"{action}: credentials refused (UNAUTHORIZED): {error.message}",
+            f"{action}: credentials{whose} refused (UNAUTHORIZED): {detail}",
             status=401,
             codes=error.codes or ("UNAUTHORIZED",),
             hint="check the credentials for this registry (topology, docker config, auth.json)",

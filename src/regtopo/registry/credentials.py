@@ -8,6 +8,7 @@ inline `auths` entry. A helper that answers "credentials not found" means anonym
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -65,15 +66,27 @@ def lookup(host: str) -> Credentials | None:
         helpers = config.get("credHelpers") or {}
         for key, helper in helpers.items():
             if _key_host(key) == wanted:
-                return _from_helper(str(helper), _server_address(key, wanted))
+                return _with_origin(
+                    _from_helper(str(helper), _server_address(key, wanted)),
+                    f"credential helper docker-credential-{helper}",
+                )
         if config.get("credsStore"):
-            return _from_helper(str(config["credsStore"]), _server_address(None, wanted))
+            return _with_origin(
+                _from_helper(str(config["credsStore"]), _server_address(None, wanted)),
+                f"credential store docker-credential-{config['credsStore']}",
+            )
         for key, entry in (config.get("auths") or {}).items():
             if _key_host(key) == wanted and isinstance(entry, dict):
                 found = _from_entry(entry, path)
                 if found:
-                    return found
+                    return _with_origin(found, str(path))
     return None
+
+
+def _with_origin(credentials: Credentials | None, origin: str) -> Credentials | None:
+    if credentials is None:
+        return None
+    return dataclasses.replace(credentials, origin=origin)
 
 
 def _server_address(key: str | None, host: str) -> str:
