@@ -345,7 +345,8 @@ class RetentionPlanner:
         roots += [(d, "it is kept untagged") for d in state.kept_untagged]
         roots += [
             (planned.digest, f"this plan writes it to tag '{tag}'")
-            for (registry, name, tag), planned in self.planned.items()
+            # Sorted: tags are planned in parallel, and the reason must not vary between runs.
+            for (registry, name, tag), planned in sorted(self.planned.items(), key=lambda i: i[0])
             if (registry, name) == state.key
         ]
         reached: dict[Digest, str] = {}
