@@ -25,7 +25,7 @@ from regtopo.oci.manifest import Manifest
 from regtopo.oci.mediatype import INDEX_TYPES, SCHEMA1_TYPES
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer, in_algorithm
-from regtopo.plan.referrers import ReferrerPlanner
+from regtopo.plan.referrers import ReferrerPlan, ReferrerPlanner
 from regtopo.plan.retention_referrers import is_attachment_tag
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
@@ -361,7 +361,8 @@ class Planner:
                     "rewritten_index": selected.raw.decode(),
                     "warnings": [
                         f"platforms {', '.join(summarise(selected).platforms)} of the source "
-                        f"index {digest.short}: the target gets a new index {selected.digest.short} "
+                        f"index {digest.short}: the target gets a new index "
+                        f"{selected.digest.short} "
                         "with another digest; signatures made on the source index do not apply "
                         "to it"
                     ],
@@ -393,17 +394,20 @@ class Planner:
                 **base,
             )
 
-        # `current` was read before the manifest: the target is asked once per tag.
-        before = str(current.digest) if current else None
-        if current is not None and current.digest == digest:
-            referrers = self.referrers.plan(
+        def plan_referrers(*, target_has_subject: bool) -> ReferrerPlan:
+            return self.referrers.plan(
                 origin,
                 target,
                 manifest,
                 replication.referrers,
                 narrowed_by=narrowed,
-                target_has_subject=True,
+                target_has_subject=target_has_subject,
             )
+
+        # `current` was read before the manifest: the target is asked once per tag.
+        before = str(current.digest) if current else None
+        if current is not None and current.digest == digest:
+            referrers = plan_referrers(target_has_subject=True)
             if referrers.missing:
                 return Action(
                     kind=ActionKind.COPY_REFERRERS,
@@ -454,14 +458,7 @@ class Planner:
             create_repository = True
 
         if not create_repository and self.observer.manifest_present(target, digest):
-            referrers = self.referrers.plan(
-                origin,
-                target,
-                manifest,
-                replication.referrers,
-                narrowed_by=narrowed,
-                target_has_subject=True,
-            )
+            referrers = plan_referrers(target_has_subject=True)
             return Action(
                 kind=ActionKind.RETAG,
                 content=content,
@@ -474,14 +471,7 @@ class Planner:
 
         include = replication.include_non_distributable
         cost = self.observer.cost(origin, target, manifest, include_non_distributable=include)
-        referrers = self.referrers.plan(
-            origin,
-            target,
-            manifest,
-            replication.referrers,
-            narrowed_by=narrowed,
-            target_has_subject=False,
-        )
+        referrers = plan_referrers(target_has_subject=False)
         reason = "the content is missing at the target"
         if create_repository:
             reason = "create-repository first; " + reason
