@@ -127,3 +127,28 @@ def make_proxy() -> Iterator[Any]:
     finally:
         for proxy in reversed(started):
             proxy.stop()
+
+
+@pytest.fixture
+def clients() -> Iterator[Any]:
+    """Factory: ``clients(host, credentials=(user, password), **client_options)`` opens a
+    plain-HTTP :class:`regtopo.registry.client.RegistryClient`; all are closed at teardown."""
+    from regtopo.registry.auth import Credentials
+    from regtopo.registry.client import RegistryClient
+
+    opened: list[RegistryClient] = []
+
+    def open_client(host: str, credentials: tuple[str, str] | None = None, **kw: Any) -> Any:
+        kw.setdefault("scheme", "http")
+        client = RegistryClient(
+            f"r{len(opened)}",
+            host,
+            credentials=Credentials(*credentials) if credentials else None,
+            **kw,
+        )
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()

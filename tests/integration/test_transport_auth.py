@@ -10,21 +10,20 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
-from regtopo.apply.copy import CopyEngine
-from regtopo.oci.digest import Digest
 from regtopo.oci.reference import Reference
 from regtopo.registry.auth import DEFAULT_TOKEN_LIFETIME, Credentials
 from regtopo.registry.client import RegistryClient
 from regtopo.registry.errors import AuthError
 from tests.support.content import Pusher, image
+from tests.support.content import copy_once as copy
 from tests.support.proxy import (
+    MakeProxy,
     Proxy,
     ProxyRequest,
     Reply,
@@ -37,36 +36,6 @@ from tests.support.proxy import (
 from tests.support.registries import MakeRegistry, Registry, push_random_image
 
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(120)]
-
-MakeProxy = Callable[..., Proxy]
-
-
-@pytest.fixture
-def clients() -> Iterator[Callable[..., RegistryClient]]:
-    opened: list[RegistryClient] = []
-
-    def open_client(host: str, credentials: tuple[str, str] | None = None, **kw: Any) -> Any:
-        kw.setdefault("scheme", "http")
-        client = RegistryClient(
-            f"r{len(opened)}",
-            host,
-            credentials=Credentials(*credentials) if credentials else None,
-            **kw,
-        )
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
-
-
-def copy(source: Any, target: Any, digest: str | Digest, tags: list[str]) -> Any:
-    engine = CopyEngine()
-    try:
-        return engine.copy(source, target, Digest.parse(str(digest)), tags)
-    finally:
-        engine.close()
 
 
 def test_anonymous_registry_gets_no_authorization_header(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,8 +16,6 @@ from regtopo.apply.copy import CopyEngine, CopyError
 from regtopo.errors import DigestMismatchError, RegtopoError
 from regtopo.oci import mediatype as mt
 from regtopo.oci.digest import Digest
-from regtopo.registry.auth import Credentials
-from regtopo.registry.client import RegistryClient
 from tests.support.content import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
@@ -30,6 +28,7 @@ from tests.support.content import (
 from tests.support.proxy import (
     DROP,
     BlobStore,
+    MakeProxy,
     Proxy,
     Reply,
     corrupt_blob,
@@ -44,28 +43,6 @@ from tests.support.proxy import (
 from tests.support.registries import MakeRegistry, Registry, push_random_image, skopeo_digest
 
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(120)]
-
-MakeProxy = Callable[..., Proxy]
-
-
-@pytest.fixture
-def clients() -> Iterator[Callable[..., RegistryClient]]:
-    opened: list[RegistryClient] = []
-
-    def open_client(host: str, credentials: tuple[str, str] | None = None, **kw: Any) -> Any:
-        client = RegistryClient(
-            f"r{len(opened)}",
-            host,
-            scheme="http",
-            credentials=Credentials(*credentials) if credentials else None,
-            **kw,
-        )
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ every repository moto does not know, the way ECR does.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from regtopo.plan.planner import Planner
 from regtopo.plan.session import Session
 from regtopo.render.text import render_plan
 from regtopo.topology.loader import load
-from tests.support.proxy import Proxy, absent_repositories
+from tests.support.proxy import MakeProxy, Proxy, absent_repositories
 from tests.support.registries import MakeRegistry, Registry, push_random_image
 
 boto3 = pytest.importorskip("boto3")
@@ -29,7 +29,6 @@ moto_server = pytest.importorskip("moto.server")
 
 pytestmark = [pytest.mark.registry, pytest.mark.aws, pytest.mark.timeout(120)]
 
-MakeProxy = Callable[..., Proxy]
 CREATE = "AmazonEC2ContainerRegistry_V20150921.CreateRepository"
 
 

@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from tests.support.content import (
     sha256,
 )
 from tests.support.proxy import (
+    MakeProxy,
     Proxy,
     refuse_schema1,
     refuse_sha512_manifests,
@@ -53,7 +53,6 @@ from tests.support.registries import MakeRegistry, Registry
 
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(120)]
 
-MakeProxy = Callable[..., Proxy]
 FOREIGN_URLS = {"validation": {"manifests": {"urls": {"allow": ["^https?://"]}}}}
 
 

@@ -9,7 +9,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,11 +16,11 @@ import pytest
 
 from regtopo.apply.copy import CopyEngine, CopyError
 from regtopo.oci.digest import Digest
-from regtopo.registry.client import RegistryClient
 from regtopo.registry.errors import RateLimitedError
 from tests.support.content import Pusher, image
+from tests.support.content import copy_once as copy
 from tests.support.proxy import (
-    Proxy,
+    MakeProxy,
     ProxyRequest,
     Reply,
     drop,
@@ -32,30 +31,6 @@ from tests.support.proxy import (
 from tests.support.registries import MakeRegistry, Registry, push_random_image
 
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(120)]
-
-MakeProxy = Callable[..., Proxy]
-
-
-@pytest.fixture
-def clients() -> Iterator[Callable[..., RegistryClient]]:
-    opened: list[RegistryClient] = []
-
-    def open_client(host: str, **kw: Any) -> Any:
-        client = RegistryClient(f"r{len(opened)}", host, scheme="http", **kw)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
-
-
-def copy(source: Any, target: Any, digest: str | Digest, tags: list[str]) -> Any:
-    engine = CopyEngine()
-    try:
-        return engine.copy(source, target, Digest.parse(str(digest)), tags)
-    finally:
-        engine.close()
 
 
 def too_many(retry_after: str | None = None) -> Reply:

@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from regtopo.oci.digest import Digest
 from tests.support.registries import Registry, _auth_headers
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -109,3 +110,14 @@ def index(
     document = {"schemaVersion": 2, "mediaType": media_type, "manifests": children}
     raw = json.dumps(document, indent=2).encode()
     return pusher.manifest(raw, media_type, tag), raw
+
+
+def copy_once(source: Any, target: Any, digest: str | Digest, tags: list[str]) -> Any:
+    """Copy one tree with a fresh :class:`CopyEngine`, closed afterwards."""
+    from regtopo.apply.copy import CopyEngine
+
+    engine = CopyEngine()
+    try:
+        return engine.copy(source, target, Digest.parse(str(digest)), tags)
+    finally:
+        engine.close()

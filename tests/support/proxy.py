@@ -644,3 +644,7 @@ def rewrite_realm(realm: str) -> Rewrite:
         return reply
 
     return rewrite
+
+
+# The `make_proxy` fixture (tests/conftest.py): `make_proxy(upstream_url, **kwargs)`.
+MakeProxy = Callable[..., Proxy]
