@@ -197,3 +197,16 @@ def test_messages_name_the_field_and_explain_common_yaml_slips(tmp_path: Path) -
         "expected a string, got the number 3.2; quote it (YAML reads 1.10 as the number 1.1)"
         in messages
     )
+
+
+def test_a_target_deeper_than_its_product_allows_is_refused(tmp_path: Path) -> None:
+    """The provider profiles' `max_repository_depth`: Docker Hub takes namespace/name."""
+    text = (
+        VALID.replace("replications:\n", "  hub2: {host: docker.io}\nreplications:\n")
+        + '  - source: local/alpine\n    targets: [hub2/acme/team/alpine]\n    tags: ["3.20"]\n'
+    )
+    with pytest.raises(TopologyError) as caught:
+        load(_write(tmp_path, text))
+    assert [p.message for p in caught.value.problems] == [
+        "Docker Hub takes repository names of at most 2 components; 'acme/team/alpine' has 3"
+    ]

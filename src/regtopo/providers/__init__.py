@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from regtopo.providers.ecr import HOST_PATTERN as ECR_HOST
 from regtopo.providers.ecr import EcrProvider
-
-# Providers whose registries do not create repositories on push.
-NO_CREATE_ON_PUSH = frozenset({"ecr"})
-
+from regtopo.providers.profiles import profile_for
 
 # Providers take the registry's `provider` and `host` as written in the topology, not its model:
 # `topology/` imports provider profiles, so importing it back here would make a cycle.
@@ -29,7 +26,9 @@ def provider_name(provider: str | None, host: str | None) -> str | None:
 
 
 def creates_on_push(provider: str | None, host: str | None) -> bool:
-    return provider_name(provider, host) not in NO_CREATE_ON_PUSH
+    """What the product's profile says (`auto_create_repositories`); unknown products do."""
+    profile = profile_for(host, provider)
+    return profile is None or profile.capabilities.auto_create_repositories
 
 
 def repository_creator(provider: str | None, host: str | None) -> EcrProvider | None:

@@ -43,7 +43,6 @@ class Capabilities(BaseModel):
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    requests_per_second: float | None = None
     notes: str = ""
 
 

@@ -73,6 +73,18 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                         f"mode sync deletes tags at {target}, and {target_profile.title} "
                         "does not delete through the registry API; use mode mirror",
                     )
+        for i, target in enumerate(replication.targets):
+            spec = topology.registries.get(target.registry)
+            target_profile = spec.profile if spec is not None else None
+            depth = target_profile.capabilities.max_repository_depth if target_profile else None
+            components = target.repository.count("/") + 1
+            if depth is not None and "{" not in target.repository and components > depth:
+                problem(
+                    ("replications", index, "targets", i),
+                    f"{target_profile.title if target_profile else target.registry} takes "
+                    f"repository names of at most {depth} components; "
+                    f"{target.repository!r} has {components}",
+                )
         source_identity = topology.identity(
             replication.source.registry, replication.source.repository
         )
