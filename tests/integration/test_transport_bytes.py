@@ -167,6 +167,36 @@ def test_mount_answered_202_continues_with_that_upload_session(
     assert (stats.blobs_mounted, stats.blobs_uploaded) == (0, 2)
 
 
+def test_a_refused_mount_never_waits_on_its_own_pool(
+    registry: Registry, make_proxy: MakeProxy, clients: Any
+) -> None:
+    """A copy inside one registry holds a blob's GET open while its upload goes up on the same
+    connection pool. With every connection held by such a GET, the uploads would wait for the
+    pool timeout: blob reads leave one connection free for them."""
+    layers = [(mt.OCI_MANIFEST.replace("manifest", "layer"), os.urandom(2000)) for _ in range(6)]
+    with Pusher(registry, "src/app") as pusher:
+        digest, _ = image(pusher, layers, tag="v1")
+    proxy = make_proxy(registry.url)
+
+    def refuse_mounts(request: Any) -> Any:
+        if request.method == "POST" and "mount" in request.query:
+            return proxy.forward(request, request.path)
+        return None
+
+    proxy.add(refuse_mounts)
+    client = clients(proxy.host, max_connections=2, timeout=5.0, retry_attempts=1)
+    engine = CopyEngine(blob_workers=4)
+    try:
+        stats = engine.copy(
+            client.repository("src/app"), client.repository("org/app"), Digest.parse(digest), ["v1"]
+        )
+    finally:
+        engine.close()
+
+    assert (stats.blobs_mounted, stats.blobs_uploaded) == (0, 7)
+    assert skopeo_or_http_digest(registry, "org/app:v1") == digest
+
+
 def test_mount_within_one_registry_sends_no_bytes(
     registry: Registry, make_proxy: MakeProxy, clients: Any, engine: CopyEngine
 ) -> None:

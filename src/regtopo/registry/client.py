@@ -88,16 +88,19 @@ class RegistryClient:
             cert=cert,
             timeout=httpx.Timeout(timeout, connect=10.0),
             # The pool is the per-registry bound: requests beyond max_connections wait.
-            # TODO(#3): a copy within one registry whose mount is refused (202) streams a GET
-            # while its PUT waits for a second connection; with every connection held that
-            # way the PUTs wait for the pool timeout. Reserve a connection for uploads.
+            # A copy inside one registry holds a blob's GET open while its upload needs a
+            # connection of the same pool, so that copy needs two even at max_connections 1.
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+                max_connections=max(2, max_connections),
+                max_keepalive_connections=max(2, max_connections),
             ),
             headers={"User-Agent": f"regtopo/{__version__}"},
             transport=transport,
         )
         self.chunk_size = chunk_size
+        # Open blob reads leave one connection free for uploads: with every connection held by
+        # a GET whose bytes wait for an upload to this registry, that upload would never start.
+        self.blob_reads = threading.BoundedSemaphore(max(1, max_connections - 1))
         self.retry_attempts = retry_attempts
         self.auth = Authenticator(credentials, self.host)
         self.pacer = Pacer(requests_per_second)
@@ -469,17 +472,18 @@ class RemoteRepository(Repository):
 
     @contextmanager
     def _stream_blob(self, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
-        response = self.client.request(
-            "GET",
-            self._path(f"blobs/{descriptor.digest}"),
-            scopes=self.pull,
-            action=f"fetching blob {self}@{descriptor.digest.short}",
-            stream=True,
-        )
-        try:
-            yield response.iter_bytes(READ_CHUNK)
-        finally:
-            response.close()
+        with self.client.blob_reads:
+            response = self.client.request(
+                "GET",
+                self._path(f"blobs/{descriptor.digest}"),
+                scopes=self.pull,
+                action=f"fetching blob {self}@{descriptor.digest.short}",
+                stream=True,
+            )
+            try:
+                yield response.iter_bytes(READ_CHUNK)
+            finally:
+                response.close()
 
     def open_blob(self, descriptor: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
         return self._stream_blob(descriptor)
@@ -548,22 +552,31 @@ class RemoteRepository(Repository):
         return _location(response)
 
     def _put_monolithic(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
-        def body() -> Iterable[bytes]:
-            with opener() as chunks:
-                yield from chunks
+        # The source is opened before the PUT takes a connection, as the chunked path does:
+        # every copy then holds its read before it asks for a write, and blob reads always
+        # leave a connection free (`blob_reads`), so no copy waits on a pool its own reads hold.
+        with opener() as opened:
+            unused: list[Iterator[bytes]] = [opened]
 
-        response = self.client.request(
-            "PUT",
-            _with_digest(location, descriptor.digest),
-            scopes=self.push,
-            action=f"uploading blob {descriptor.digest.short} to {self}",
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(descriptor.size),
-            },
-            body=body,
-            ok=(201, 204),
-        )
+            def body() -> Iterable[bytes]:
+                if unused:
+                    yield from unused.pop()
+                    return
+                with opener() as chunks:  # a retried PUT reads the source again
+                    yield from chunks
+
+            response = self.client.request(
+                "PUT",
+                _with_digest(location, descriptor.digest),
+                scopes=self.push,
+                action=f"uploading blob {descriptor.digest.short} to {self}",
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(descriptor.size),
+                },
+                body=body,
+                ok=(201, 204),
+            )
         _discard(response)
 
     def _put_chunked(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:

@@ -100,7 +100,9 @@ class RegistrySpec(Model):
         "(ECR does not create them on push)",
     )
     max_connections: Annotated[int, Field(ge=1, le=256)] = Field(
-        8, description="concurrent requests to this registry"
+        8,
+        description="concurrent requests to this registry (a copy inside one registry "
+        "needs two, so 1 allows a second connection for its upload)",
     )
     requests_per_second: Annotated[float, Field(gt=0, le=10000)] | None = Field(
         None, description="most requests per second sent to this registry (default: no limit)"
