@@ -70,8 +70,9 @@ class Deleter:
         try:
             repository.delete_manifest(digest)
         except UnsupportedError as err:
-            # TODO(#4): delete through the product's own API (GitHub Packages, Docker Hub)
-            # where a provider offers one, instead of skipping.
+            # TODO(provider-delete: an adapter for GitHub Packages' package versions and Docker
+            # Hub's tags API): those registries delete only through their own APIs. Until then
+            # the deletion is skipped and reported, never retried.
             reason = (
                 f"registry {registry!r} refuses deletion over the OCI API "
                 f"({err.status} {','.join(err.codes) or 'no error code'}); deleting there needs "

@@ -11,6 +11,7 @@ Three ways content attaches to a subject:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -52,6 +53,18 @@ _SIGNATURE_TYPES = frozenset(
 )
 _SBOM_MARKERS = ("sbom", "spdx", "cyclonedx", "syft")
 _ATTESTATION_MARKERS = ("in-toto", "attestation", "provenance", "dsse", "slsa", "vex")
+
+
+# The fallback tag and cosign's tags belong to a subject rather than being content of their
+# own: tag selectors and retention rules never choose them; they follow their subject.
+_ATTACHMENT_TAG = re.compile(
+    r"^[a-z0-9]+-[0-9a-f]{32,128}(\.(" + "|".join(COSIGN_SUFFIXES) + r"))?$"
+)
+
+
+def is_attachment_tag(tag: str) -> bool:
+    """Whether `tag` is a fallback tag (`sha256-<hex>`) or a cosign tag (`sha256-<hex>.sig`)."""
+    return bool(_ATTACHMENT_TAG.match(tag))
 
 
 def cosign_tag(subject: Digest, suffix: str) -> str:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regtopo.errors import RegtopoError
+from regtopo.oci.attachments import is_attachment_tag
 from regtopo.oci.digest import Digest
 from regtopo.oci.reference import is_valid_repository
 from regtopo.plan.ages import ProviderInventory
-from regtopo.plan.retention_referrers import is_attachment_tag
 from regtopo.plan.session import Session
 from regtopo.registry.errors import RegistryError
 from regtopo.registry.layout import REF_NAME, LayoutRepository

@@ -18,7 +18,7 @@ from typing import Any
 
 from regtopo.errors import RegtopoError
 from regtopo.oci import mediatype as mt
-from regtopo.oci.attachments import Selection
+from regtopo.oci.attachments import Selection, is_attachment_tag
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
@@ -26,8 +26,8 @@ from regtopo.oci.mediatype import INDEX_TYPES, SCHEMA1_TYPES
 from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
 from regtopo.plan.observe import Observer, in_algorithm
 from regtopo.plan.referrers import ReferrerPlan, ReferrerPlanner
-from regtopo.plan.retention_referrers import is_attachment_tag
 from regtopo.plan.session import Session
+from regtopo.plan.signing.discovery import RegistrySignatureSource
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.registry.store import Repository
 from regtopo.topology.expand import expand_patterns
@@ -110,7 +110,13 @@ class Planner:
         self.observer = Observer()
         self.referrers = ReferrerPlanner(self.observer)
         self.planned: dict[tuple[str, str, str], PlannedTag] = {}
-        self.policies = PolicySet(loaded.topology, loaded.path.resolve().parent)
+        # One finder for the run: a repository's tag list and a registry's referrers API probe
+        # are read once, whether replication, signing or retention asks.
+        self.policies = PolicySet(
+            loaded.topology,
+            loaded.path.resolve().parent,
+            RegistrySignatureSource(self.referrers.finder),
+        )
         self._tag_lists: dict[tuple[str, str], list[str]] = {}
         self._writers: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self._absent: dict[tuple[str, str], bool] = {}
@@ -152,6 +158,7 @@ class Planner:
             self.planned,
             topology=topology,
             selected=selected,
+            finder=self.referrers.finder,
         ).plan(only)
         removed = {(a.replication, str(a.target)) for a in deletions if a.kind is ActionKind.DELETE}
         plan.actions = [

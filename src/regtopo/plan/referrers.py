@@ -13,7 +13,6 @@ one probe for the referrers API per registry.
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from regtopo.oci.attachments import (
     classify_manifest,
     explicit_artifact_types,
     index_attachment_kind,
+    is_attachment_tag,
     is_selected,
     referrer_artifact_type,
 )
@@ -45,10 +45,6 @@ class ReferrerPlan:
 
     found: list[ReferrerRef] = field(default_factory=list)
     missing: list[ReferrerRef] = field(default_factory=list)
-
-
-# Fallback tags (`sha256-<hex>`) and cosign's tag-based attachments (`.sig`, `.att`, `.sbom`).
-_ATTACHMENT_TAG = re.compile(r"^[a-z0-9]+-[0-9a-f]{32,128}(\.[a-z]+)?$")
 
 
 class ReferrerPlanner:
@@ -71,7 +67,7 @@ class ReferrerPlanner:
             return True
         if self.finder.has_api(source, subject):
             return False
-        return not any(_ATTACHMENT_TAG.match(tag) for tag in self.finder.tags(source))
+        return not any(is_attachment_tag(tag) for tag in self.finder.tags(source))
 
     def discover(
         self,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from regtopo.errors import RegtopoError
+from regtopo.oci.attachments import is_attachment_tag
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Deletion, TagRef
@@ -34,9 +35,10 @@ from regtopo.plan.ages import Age, AgeResolver, ProviderInventory, provider_inve
 from regtopo.plan.inventory import Inventory, catalog, is_literal, read_inventory
 from regtopo.plan.observe import Observer
 from regtopo.plan.planner import PlannedTag, summarise
-from regtopo.plan.retention_referrers import discover, is_attachment_tag
+from regtopo.plan.retention_referrers import discover
 from regtopo.plan.semver import version_key
 from regtopo.plan.session import Session
+from regtopo.registry.referrers import ReferrerFinder
 from regtopo.registry.store import Repository
 from regtopo.topology.loader import LoadedTopology
 from regtopo.topology.models import Topology
@@ -98,6 +100,7 @@ class RetentionPlanner:
         topology: Topology | None = None,
         selected: set[tuple[str, str, str]] | None = None,
         now: datetime | None = None,
+        finder: ReferrerFinder | None = None,
     ) -> None:
         # The planner passes the topology with repository patterns expanded, and every
         # target tag its actions name (a selector's choice, blocked tags included).
@@ -108,6 +111,7 @@ class RetentionPlanner:
         self.planned = planned
         self.now = now or datetime.now(UTC)
         self.ages = AgeResolver(observer)
+        self.finder = finder or ReferrerFinder()
         self.spec = self.topology.retention or RetentionSpec()
         self._states: dict[RepoKey, RepositoryState] = {}
         self._age_cache: dict[tuple[RepoKey, Digest], Age] = {}
@@ -121,9 +125,10 @@ class RetentionPlanner:
         if key not in self._states:
             repository = self.session.repository(registry, name)
             provider = provider_inventory(self.session, registry)
-            self._states[key] = RepositoryState(
-                registry, name, repository, read_inventory(repository, provider), provider
-            )
+            inventory = read_inventory(repository, provider)
+            # Referrer discovery asks which fallback and cosign tags exist: this list says.
+            self.finder.remember_tags(repository, [*inventory.tags, *inventory.attachment_tags])
+            self._states[key] = RepositoryState(registry, name, repository, inventory, provider)
         return self._states[key]
 
     def _manifest(self, state: RepositoryState, digest: Digest) -> Manifest | None:
@@ -480,8 +485,7 @@ class RetentionPlanner:
                 if child.digest not in reached and child.digest not in deleting | claimed:
                     claimed.add(child.digest)
                     deletion.children.append(str(child.digest))
-            all_tags = set(state.inventory.tags) | state.inventory.attachment_tags
-            for referrer in discover(state.repository, manifest, all_tags, self.observer):
+            for referrer in discover(self.finder, state.repository, manifest, self.observer):
                 found = Digest.parse(referrer.digest)
                 if found not in reached and found not in deleting | claimed:
                     claimed.add(found)

@@ -56,6 +56,14 @@ class Referrer:
     tag: str | None = None
 
 
+@dataclass(frozen=True)
+class Discovery:
+    """What one subject's discovery found: its referrers, and its fallback index if it has one."""
+
+    referrers: list[Referrer]
+    fallback_index: Manifest | None
+
+
 class ReferrerFinder:
     """Discovers referrers, remembering per run which registries have the API and which tags
     each repository holds. Thread-safe; one per plan or apply."""
@@ -79,6 +87,16 @@ class ReferrerFinder:
                 known = frozenset(repository.list_tags())
                 self._tags[key] = known
             return known
+
+    def remember_tags(self, repository: Repository, tags: Iterable[str]) -> None:
+        """Use a tag list the caller has already read, instead of reading it again."""
+        with self._lock:
+            self._tags[(repository.registry_id, repository.name)] = frozenset(tags)
+
+    def forget(self, repository: Repository) -> None:
+        """Drop `repository`'s tag list: it was written to since it was read."""
+        with self._lock:
+            self._tags.pop((repository.registry_id, repository.name), None)
 
     def has_api(self, repository: Repository, probe: Digest) -> bool:
         """Whether the registry answers the referrers API; one request per registry per run."""
@@ -130,6 +148,19 @@ class ReferrerFinder:
         With `artifact_types`, only referrers of those types are returned (cosign tags, which
         carry no artifact type, are returned regardless; the caller classifies them).
         """
+        return self.discover(
+            repository, subject, own_children, artifact_types=artifact_types
+        ).referrers
+
+    def discover(
+        self,
+        repository: Repository,
+        subject: Digest,
+        own_children: Iterable[Digest] = (),
+        *,
+        artifact_types: list[str] | None = None,
+    ) -> Discovery:
+        """`find`, and the fallback index itself: retention deletes it with its subject."""
         excluded = {subject, *own_children}
         found: dict[tuple[Digest, str | None], Referrer] = {}
 
@@ -147,9 +178,9 @@ class ReferrerFinder:
 
         tags = self.tags(repository)
         name = fallback_tag(subject)
-        if name in tags:
-            for descriptor in self._fallback_entries(repository, subject, name):
-                keep(Referrer(subject, descriptor, "fallback-tag"))
+        index = self._fallback_index(repository, subject, name) if name in tags else None
+        for descriptor in index.children if index is not None else []:
+            keep(Referrer(subject, descriptor, "fallback-tag"))
 
         for suffix in COSIGN_SUFFIXES:
             tag = cosign_tag(subject, suffix)
@@ -159,14 +190,15 @@ class ReferrerFinder:
             if head is not None:
                 keep(Referrer(subject, head, "tag", tag=tag))
 
-        return sorted(found.values(), key=lambda r: (r.tag or "", str(r.descriptor.digest)))
+        referrers = sorted(found.values(), key=lambda r: (r.tag or "", str(r.descriptor.digest)))
+        return Discovery(referrers, index)
 
-    def _fallback_entries(
+    def _fallback_index(
         self, repository: Repository, subject: Digest, name: str
-    ) -> list[Descriptor]:
+    ) -> Manifest | None:
         index = repository.get_manifest(name)
         if index is None:
-            return []
+            return None
         if index.kind != "index" or index.digest == subject:
             # A registry that resolves `sha256-<hex>` as the digest itself serves the subject
             # (GitLab); a plain manifest under that tag is not a referrers list either.
@@ -177,8 +209,8 @@ class ReferrerFinder:
                 index.kind,
                 index.digest.short,
             )
-            return []
-        return list(index.children)
+            return None
+        return index
 
 
 _WRITER_LOCKS: dict[tuple[str, str, Digest], threading.Lock] = {}

@@ -1,7 +1,8 @@
-"""Finding the signature material attached to a subject: cosign tags and referrers.
+"""The signature material attached to a subject, with its bytes, for the verifiers.
 
-TODO(#3): this is the signing module's own small discovery; swap `RegistrySignatureSource`
-for the shared referrer model once it lands, behind the same `SignatureSource` protocol.
+What is attached is found by the copy path's `ReferrerFinder` (referrers API, fallback tag,
+cosign tags), so a signature that replication would carry is the signature verified. This
+module reads the carriers it finds and the small layers they hold.
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from regtopo.errors import RegtopoError
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest, DigestVerifier
 from regtopo.oci.manifest import Manifest
-from regtopo.oci.reference import fallback_tag
+from regtopo.registry.referrers import ReferrerFinder
 from regtopo.registry.store import Repository
 
 log = logging.getLogger(__name__)
-
-#: cosign's tag suffixes (`sha256-<hex>.sig` ...) [cosign `pkg/oci/remote/options.go`]
-COSIGN_SUFFIXES = ("sig", "att", "sbom")
 
 #: signature envelopes and payloads are small; a larger blob is not read into memory
 MAX_ATTACHMENT_BYTES = 16 * 1024 * 1024
@@ -66,39 +64,38 @@ class Attachments:
     subject: Digest
     items: list[Attachment] = field(default_factory=list)
     carriers: list[Carrier] = field(default_factory=list)
-    #: the fallback-tag index, when referrers were found through it
-    fallback_index: Manifest | None = None
 
 
 class SignatureSource(Protocol):
     def attachments(self, repository: Repository, digest: Digest) -> Attachments: ...
 
+    def forget(self, repository: Repository) -> None: ...
+
 
 class RegistrySignatureSource:
-    """Reads cosign's `.sig/.att/.sbom` tags and the referrers (API, else the fallback tag)."""
+    """Reads every carrier the referrer finder lists for a subject, and their layers."""
+
+    def __init__(self, finder: ReferrerFinder | None = None) -> None:
+        self.finder = finder or ReferrerFinder()
 
     def attachments(self, repository: Repository, digest: Digest) -> Attachments:
         found = Attachments(digest)
-        prefix = f"{digest.algorithm}-{digest.encoded}"
-        for suffix in COSIGN_SUFFIXES:
-            tag = f"{prefix}.{suffix}"
-            manifest = repository.get_manifest(tag)
-            if manifest is not None:
-                self._add(repository, Carrier(manifest, tag), found)
-
-        descriptors = repository.referrers(digest)
-        if descriptors is None:
-            index = repository.get_manifest(fallback_tag(digest))
-            if index is not None and index.kind == "index":
-                found.fallback_index = index
-                descriptors = list(index.children)
-        for descriptor in descriptors or []:
-            manifest = repository.get_manifest(str(descriptor.digest), expected=descriptor.digest)
-            if manifest is None:
-                log.info("%s: referrer %s is listed but missing", repository, descriptor.digest)
+        seen: set[Digest] = set()
+        for referrer in self.finder.find(repository, digest):
+            listed = referrer.descriptor
+            # One manifest may be both a referrer and a cosign tag's target; read it once.
+            if listed.digest in seen:
                 continue
-            self._add(repository, Carrier(manifest, None), found)
+            seen.add(listed.digest)
+            manifest = repository.get_manifest(str(listed.digest), expected=listed.digest)
+            if manifest is None:
+                log.info("%s: referrer %s is listed but missing", repository, listed.digest)
+                continue
+            self._add(repository, Carrier(manifest, referrer.tag), found)
         return found
+
+    def forget(self, repository: Repository) -> None:
+        self.finder.forget(repository)
 
     def _add(self, repository: Repository, carrier: Carrier, found: Attachments) -> None:
         found.carriers.append(carrier)

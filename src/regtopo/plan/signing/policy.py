@@ -356,3 +356,4 @@ class CachingSource:
                 k for k in self._cache if k[:2] == (repository.registry_id, repository.name)
             ]:
                 del self._cache[key]
+        self.inner.forget(repository)
