@@ -422,9 +422,21 @@ class RetentionPlanner:
                 continue
             actions.append(self._delete(state, digest, names, mark, reached, deleting, claimed))
 
-        # TODO(#4): list untagged manifests through provider inventories (ECR, GAR, ACR).
+        # Untagged manifests come from a provider inventory (ECR) or a layout's index.json.
+        # TODO(provider-inventory: GAR, ACR, Harbor and GitLab inventories in
+        # regtopo.plan.ages.PROVIDER_INVENTORIES would list them on those products too).
         for rule in state.unlisted_untagged:
             where = TagRef(registry=state.registry, repository=state.name, tag="")
+            if state.provider is not None:
+                why = (
+                    f"the {state.provider.label} API did not list them (see the warning above), "
+                    "and the OCI distribution API cannot"
+                )
+            else:
+                why = (
+                    "cannot be listed over the OCI distribution API; the product's own API "
+                    "can list them"
+                )
             actions.append(
                 Action(
                     kind=ActionKind.SKIPPED,
@@ -432,8 +444,7 @@ class RetentionPlanner:
                     source=where,
                     target=where,
                     reason=f"retention rule '{rule.name}': untagged manifests of registry "
-                    f"{state.registry!r} cannot be listed over the OCI distribution API; "
-                    "the product's own API can list them",
+                    f"{state.registry!r} {why}",
                 )
             )
         return actions
