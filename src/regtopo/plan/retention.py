@@ -429,8 +429,8 @@ class RetentionPlanner:
             where = TagRef(registry=state.registry, repository=state.name, tag="")
             if state.provider is not None:
                 why = (
-                    f"the {state.provider.label} API did not list them (see the warning above), "
-                    "and the OCI distribution API cannot"
+                    f"were not listed: the {state.provider.label} API failed (see the warning), "
+                    "and the OCI distribution API cannot list them"
                 )
             else:
                 why = (
