@@ -110,6 +110,28 @@ def test_an_old_untagged_manifest_is_listed_by_ecr_and_deleted_from_the_registry
     assert tags_of(registry, "team/app") == ["stable"]
 
 
+def test_the_children_ecr_lists_untagged_stay_with_their_tagged_index(
+    registry: Registry, ecr: Proxy, ecr_api: Proxy, tmp_path: Path
+) -> None:
+    """ECR lists an index's children as untagged images: they are not untagged garbage, and
+    a plan neither deletes them nor lists them as saved."""
+    with Pusher(registry, "team/app") as pusher:
+        children = [pusher.image(None, CREATED, platform=p) for p in ("linux/amd64", "linux/arm64")]
+        index = str(pusher.index("multi", children)["digest"])
+    for child in children:
+        register_image(registry, "team/app", str(child["digest"]), None)
+        set_pushed_at("team/app", str(child["digest"]), days_ago(60))
+    register_image(registry, "team/app", index, "multi")
+    set_pushed_at("team/app", index, days_ago(60))
+    lone = push(registry, "team/app", None, days_ago(60))
+    path = topology(tmp_path, ecr, rule(delete={"untagged_older_than": "14d"}))
+
+    plan = plan_of(path)
+
+    assert deleted(plan) == {lone: []}
+    assert [a.kind for a in plan.actions] == [ActionKind.DELETE]
+
+
 def test_each_repository_is_described_once_per_run_whatever_reads_it(
     registry: Registry, ecr: Proxy, ecr_api: Proxy, tmp_path: Path
 ) -> None:

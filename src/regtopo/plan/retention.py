@@ -319,10 +319,12 @@ class RetentionPlanner:
                 return
             limit = rule.delete.untagged_older_than.total_seconds()
             clause = f"untagged and older than {format_duration(rule.delete.untagged_older_than)}"
+            # A provider lists the children of an index untagged (ECR does): they stay or go
+            # with their index, like referrers with their subject, and are not judged alone.
+            tagged = self._reach(state, [(d, "") for d in state.inventory.tags.values()])
             for digest in state.inventory.untagged:
                 manifest = self._manifest(state, digest)
-                # Referrers follow their subject; they are never judged on their own.
-                if manifest is None or manifest.subject is not None:
+                if manifest is None or manifest.subject is not None or digest in tagged:
                     continue
                 if self._older_than(state, digest, limit):
                     state.doomed_untagged.setdefault(digest, Mark(label, who, clause))
@@ -354,6 +356,9 @@ class RetentionPlanner:
             for (registry, name, tag), planned in sorted(self.planned.items(), key=lambda i: i[0])
             if (registry, name) == state.key
         ]
+        return self._reach(state, roots)
+
+    def _reach(self, state: RepositoryState, roots: list[tuple[Digest, str]]) -> dict[Digest, str]:
         reached: dict[Digest, str] = {}
         stack = list(reversed(roots))
         while stack:
