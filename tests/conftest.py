@@ -130,6 +130,36 @@ def make_proxy() -> Iterator[Any]:
 
 
 @pytest.fixture
+def ecr_api(make_proxy: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """ECR's control plane: moto's server behind a recording proxy, which boto3 reaches via
+    AWS_ENDPOINT_URL_ECR (see tests/support/ecr.py). Skipped without boto3 and moto."""
+    import httpx
+
+    pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    from tests.support.ecr import REGION
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # moto's backends are per process: forget what an earlier test created
+    httpx.post(f"http://{host}:{port}/moto-api/reset").raise_for_status()
+    proxy = make_proxy(f"http://{host}:{port}")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL_ECR": proxy.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    try:
+        yield proxy
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def clients() -> Iterator[Any]:
     """Factory: ``clients(host, credentials=(user, password), **client_options)`` opens a
     plain-HTTP :class:`regtopo.registry.client.RegistryClient`; all are closed at teardown."""

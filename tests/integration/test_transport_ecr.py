@@ -1,18 +1,16 @@
 """C23: an ECR target whose repository does not exist yet.
 
-ECR's control plane is moto's server (`CreateRepository` through boto3, as against AWS); its
+ECR's control plane is moto's server as a mock of AWS (`CreateRepository` through boto3); its
 registry is a real Distribution behind `tests.support.proxy`, which answers `NAME_UNKNOWN` for
-every repository moto does not know, the way ECR does.
+every repository moto does not know, the way ECR does (tests/support/ecr.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from regtopo.apply.executor import Executor, Outcome
@@ -21,53 +19,17 @@ from regtopo.plan.planner import Planner
 from regtopo.plan.session import Session
 from regtopo.render.text import render_plan
 from regtopo.topology.loader import load
-from tests.support.proxy import MakeProxy, Proxy, absent_repositories
+from tests.support.ecr import calls, ecr_registry
+from tests.support.proxy import MakeProxy, Proxy
 from tests.support.registries import MakeRegistry, Registry, push_random_image
 
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
 
 pytestmark = [pytest.mark.registry, pytest.mark.aws, pytest.mark.timeout(120)]
 
-CREATE = "AmazonEC2ContainerRegistry_V20150921.CreateRepository"
-
-
-@pytest.fixture
-def ecr_api(make_proxy: MakeProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxy]:
-    """moto's server behind a recording proxy; boto3 reaches it via AWS_ENDPOINT_URL_ECR."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    # moto's backends are per process: forget what an earlier test created
-    httpx.post(f"http://{host}:{port}/moto-api/reset").raise_for_status()
-    proxy = make_proxy(f"http://{host}:{port}")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ENDPOINT_URL_ECR": proxy.url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    try:
-        yield proxy
-    finally:
-        server.stop()
-
 
 def creates(api: Proxy) -> int:
-    return sum(1 for s in api.seen("POST") if s.headers.get("x-amz-target") == CREATE)
-
-
-def ecr_registry(registry: Registry, make_proxy: MakeProxy) -> Proxy:
-    client = boto3.client("ecr")
-
-    def exists(repository: str) -> bool:
-        names = client.describe_repositories()["repositories"]
-        return any(r["repositoryName"] == repository for r in names)
-
-    proxy = make_proxy(registry.url)
-    return proxy.add(absent_repositories(proxy, exists))
+    return calls(api, "CreateRepository")
 
 
 def topology(tmp_path: Path, source: Registry, target: Proxy, **ecr: Any) -> Path:

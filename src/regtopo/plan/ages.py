@@ -25,6 +25,8 @@ from regtopo.errors import RegtopoError
 from regtopo.oci.digest import DigestVerifier
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.observe import Observer
+from regtopo.providers import provider_name
+from regtopo.providers.ecr import EcrInventory
 from regtopo.registry.store import Repository
 
 if TYPE_CHECKING:
@@ -73,16 +75,25 @@ class ProviderInventory(Protocol):
     def manifests(self, repository: str) -> list[tuple[Digest, list[str]]] | None: ...
 
 
-# Provider name (the registry's `provider` in the topology) -> the inventory for one registry.
-# TODO(#4): register ECR (DescribeImages), GAR, ACR, Harbor and GitLab inventories once the
-# provider profiles land; until then every age comes from the image's `created`.
-PROVIDER_INVENTORIES: dict[str, Callable[[Session, str], ProviderInventory | None]] = {}
+def _ecr(session: Session, registry: str) -> ProviderInventory | None:
+    host = session.spec(registry).host
+    return EcrInventory(registry, host) if host else None
+
+
+# Provider name (the registry's `provider`, or the one its host implies) -> the inventory for one
+# registry. TODO(provider-inventory: GAR `uploadTime` through the Artifact Registry API, ACR
+# `lastUpdateTime` through its manifest listing, Harbor `push_time` and GitLab `created_at`
+# through their REST APIs; each needs credentials for the product's API besides the registry's).
+PROVIDER_INVENTORIES: dict[str, Callable[[Session, str], ProviderInventory | None]] = {"ecr": _ecr}
 
 
 def provider_inventory(session: Session, registry: str) -> ProviderInventory | None:
-    provider = session.spec(registry).provider
-    factory = PROVIDER_INVENTORIES.get(provider or "")
-    return factory(session, registry) if factory else None
+    """The registry's inventory, one per session, so a provider lists a repository once a run."""
+    spec = session.spec(registry)
+    factory = PROVIDER_INVENTORIES.get(provider_name(spec.provider, spec.host) or "")
+    if factory is None:
+        return None
+    return session.once(("provider inventory", registry), lambda: factory(session, registry))
 
 
 def parse_timestamp(value: object) -> datetime | None:

@@ -319,10 +319,12 @@ class RetentionPlanner:
                 return
             limit = rule.delete.untagged_older_than.total_seconds()
             clause = f"untagged and older than {format_duration(rule.delete.untagged_older_than)}"
+            # A provider lists the children of an index untagged (ECR does): they stay or go
+            # with their index, like referrers with their subject, and are not judged alone.
+            tagged = self._reach(state, [(d, "") for d in state.inventory.tags.values()])
             for digest in state.inventory.untagged:
                 manifest = self._manifest(state, digest)
-                # Referrers follow their subject; they are never judged on their own.
-                if manifest is None or manifest.subject is not None:
+                if manifest is None or manifest.subject is not None or digest in tagged:
                     continue
                 if self._older_than(state, digest, limit):
                     state.doomed_untagged.setdefault(digest, Mark(label, who, clause))
@@ -354,6 +356,9 @@ class RetentionPlanner:
             for (registry, name, tag), planned in sorted(self.planned.items(), key=lambda i: i[0])
             if (registry, name) == state.key
         ]
+        return self._reach(state, roots)
+
+    def _reach(self, state: RepositoryState, roots: list[tuple[Digest, str]]) -> dict[Digest, str]:
         reached: dict[Digest, str] = {}
         stack = list(reversed(roots))
         while stack:
@@ -422,9 +427,21 @@ class RetentionPlanner:
                 continue
             actions.append(self._delete(state, digest, names, mark, reached, deleting, claimed))
 
-        # TODO(#4): list untagged manifests through provider inventories (ECR, GAR, ACR).
+        # Untagged manifests come from a provider inventory (ECR) or a layout's index.json.
+        # TODO(provider-inventory: GAR, ACR, Harbor and GitLab inventories in
+        # regtopo.plan.ages.PROVIDER_INVENTORIES would list them on those products too).
         for rule in state.unlisted_untagged:
             where = TagRef(registry=state.registry, repository=state.name, tag="")
+            if state.provider is not None:
+                why = (
+                    f"were not listed: the {state.provider.label} API failed (see the warning), "
+                    "and the OCI distribution API cannot list them"
+                )
+            else:
+                why = (
+                    "cannot be listed over the OCI distribution API; the product's own API "
+                    "can list them"
+                )
             actions.append(
                 Action(
                     kind=ActionKind.SKIPPED,
@@ -432,8 +449,7 @@ class RetentionPlanner:
                     source=where,
                     target=where,
                     reason=f"retention rule '{rule.name}': untagged manifests of registry "
-                    f"{state.registry!r} cannot be listed over the OCI distribution API; "
-                    "the product's own API can list them",
+                    f"{state.registry!r} {why}",
                 )
             )
         return actions

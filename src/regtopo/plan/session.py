@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from regtopo.errors import RegtopoError
 from regtopo.oci.reference import canonical_repository
@@ -15,6 +17,8 @@ from regtopo.registry.credentials import lookup
 from regtopo.registry.layout import LayoutRepository, list_layout_repositories
 from regtopo.registry.store import Repository
 from regtopo.topology.models import ENV_REFERENCE, RegistrySpec, Topology
+
+T = TypeVar("T")
 
 
 class SecretError(RegtopoError):
@@ -45,9 +49,20 @@ class Session:
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
         self._created: set[tuple[str, str]] = set()
+        self._once: dict[Hashable, Any] = {}
+        # Not `_lock`: what `once` makes may open a client, which takes `_lock`.
+        self._once_lock = threading.Lock()
 
     def spec(self, registry: str) -> RegistrySpec:
         return self.topology.registries[registry]
+
+    def once(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What `make` returns, made once per session (per run) for `key`, from any thread."""
+        with self._once_lock:
+            if key not in self._once:
+                self._once[key] = make()
+            result: T = self._once[key]
+            return result
 
     def repository(self, registry: str, name: str) -> Repository:
         spec = self.spec(registry)
