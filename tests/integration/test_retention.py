@@ -503,6 +503,60 @@ def test_the_run_ceiling_counts_deletions_of_every_rule_together(
 # Sync mode
 
 
+def test_a_tag_a_later_hop_selects_is_never_deleted_by_an_earlier_hops_sync(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    """Protection follows what each replication's selector reads, not only exact tag lists:
+    `to-prod` keeps the latest 2 at prod in sync, while `prod-to-edge` reads every 1.x from
+    prod. 1.0 falls out of `to-prod`'s latest 2, but the later hop still reads it."""
+    dev, prod, edge = make_registry(), make_registry(), make_registry()
+    with Pusher(dev, "app") as push:
+        for tag in ("1.0", "1.1", "1.2"):
+            push.image(tag, days_ago(3))
+    with Pusher(prod, "app") as push:
+        old = push.image("1.0", days_ago(3))
+    path = write_topology(
+        tmp_path,
+        {"dev": dev, "prod": prod, "edge": edge},
+        replications=[
+            {
+                "name": "to-prod",
+                "source": "dev/app",
+                "targets": "prod/app",
+                "tags": {"semver": ">=1.0", "latest": 2},
+                "mode": "sync",
+            },
+            {
+                "name": "prod-to-edge",
+                "source": "prod/app",
+                "targets": "edge/app",
+                "tags": {"semver": ">=1.0,<2"},
+            },
+        ],
+    )
+
+    plan = plan_of(path)
+
+    assert deleted(plan) == {}
+    assert skipped_deletions(plan) == {
+        old["digest"]: "not deleted: replication 'prod-to-edge' reads this tag"
+    }
+
+    # `--target to-prod` leaves the later hop unplanned; its selector still protects the tag.
+    result = regtopo("plan", str(path), "--target", "to-prod", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    [action] = [a for a in json.loads(result.stdout)["actions"] if a["target"]["tag"] == "1.0"]
+    assert action["kind"] == "skipped"
+    assert action["reason"] == "not deleted: replication 'prod-to-edge' reads tags like this one"
+
+    result = regtopo("apply", str(path), "--auto-approve", "--allow-delete")
+
+    assert result.exit_code == 0, result.output
+    assert tags_of(prod, "app") == ["1.0", "1.1", "1.2"]
+    assert tags_of(edge, "app") == ["1.0", "1.1", "1.2"]
+
+
 def test_sync_replication_deletes_target_tags_the_source_no_longer_has(
     make_registry: MakeRegistry, tmp_path: Path
 ) -> None:

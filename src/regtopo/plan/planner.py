@@ -130,6 +130,12 @@ class Planner:
         if only is not None:
             ordered = needed_for(ordered, only)
 
+        # Which replication reads each source tag and writes each target tag, over every hop
+        # planned (upstream hops of a `--target` run included): retention deletes none of it.
+        reads: dict[tuple[str, str, str], str] = {}
+        writes: dict[tuple[str, str, str], str] = {}
+        planned_replications: set[str] = set()
+
         # Replications of one hop are independent of each other; hops run in order, so a
         # selector reading a repository an earlier hop writes sees the tags that hop plans.
         for group in _by_hop(ordered):
@@ -143,8 +149,14 @@ class Planner:
             with ThreadPoolExecutor(PLAN_WORKERS) as pool:
                 results = list(pool.map(lambda item: self._plan_tag(*item), items))
             for action in results:
+                if action.source is not None and action.source.tag:
+                    key = (action.source.registry, action.source.repository, action.source.tag)
+                    reads.setdefault(key, action.replication)
+                target = (action.target.registry, action.target.repository, action.target.tag)
+                writes.setdefault(target, action.replication)
                 if only is None or action.replication in only:
                     plan.actions.append(action)
+            planned_replications.update(replication.label for _, replication in group)
 
         # Retention and sync deletions come last: they must see everything the plan reads or
         # writes, so that none of it is deleted.
@@ -158,6 +170,9 @@ class Planner:
             self.planned,
             topology=topology,
             selected=selected,
+            reads=reads,
+            writes=writes,
+            planned_replications=planned_replications,
             finder=self.referrers.finder,
         ).plan(only)
         removed = {(a.replication, str(a.target)) for a in deletions if a.kind is ActionKind.DELETE}

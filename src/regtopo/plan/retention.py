@@ -99,6 +99,9 @@ class RetentionPlanner:
         *,
         topology: Topology | None = None,
         selected: set[tuple[str, str, str]] | None = None,
+        reads: dict[tuple[str, str, str], str] | None = None,
+        writes: dict[tuple[str, str, str], str] | None = None,
+        planned_replications: set[str] | None = None,
         now: datetime | None = None,
         finder: ReferrerFinder | None = None,
     ) -> None:
@@ -106,6 +109,12 @@ class RetentionPlanner:
         # target tag its actions name (a selector's choice, blocked tags included).
         self.topology = topology or loaded.topology
         self.selected = selected or set()
+        # The source tags the plan's actions read and the target tags they write, each with
+        # its replication, and the replications the plan covered: for those, what they read
+        # and write is known exactly.
+        self.reads = reads or {}
+        self.writes = writes or {}
+        self.planned_replications = planned_replications or set()
         self.session = session
         self.observer = observer
         self.planned = planned
@@ -334,14 +343,24 @@ class RetentionPlanner:
     def _tag_protection(self, state: RepositoryState, tag: str, mark: Mark) -> str | None:
         if tag in state.kept_tags:
             return state.kept_tags[tag]
+        reader = self.reads.get((state.registry, state.name, tag))
+        if reader is not None and reader != mark.label:
+            return f"replication '{reader}' reads this tag"
+        writer = self.writes.get((state.registry, state.name, tag))
+        if writer is not None and writer != mark.label:
+            return f"replication '{writer}' writes this tag"
         for replication in self.topology.replications:
-            if replication.label == mark.label or tag not in replication.tags:
+            # A replication this plan did not cover (`--target` left it out) may still read or
+            # write the tag on its next run: whatever its selector matches stays.
+            if replication.label == mark.label or replication.label in self.planned_replications:
+                continue
+            if not in_scope(replication.tags, [tag]):
                 continue
             if (replication.source.registry, replication.source.repository) == state.key:
-                return f"replication '{replication.label}' reads this tag"
+                return f"replication '{replication.label}' reads tags like this one"
             for target in replication.targets:
                 if (target.registry, target.repository) == state.key:
-                    return f"replication '{replication.label}' writes this tag"
+                    return f"replication '{replication.label}' writes tags like this one"
         return None
 
     def _reachable(self, state: RepositoryState, staying: set[str]) -> dict[Digest, str]:
