@@ -6,7 +6,9 @@ run in parallel; a later hop starts when the earlier one is done, and an action 
 failed is not attempted.
 
 Deletions run last, after every copy, and only when the caller consents (`allow_delete`: the
-`--allow-delete` flag, or a saved plan file, which was reviewed before it was applied). Within
+`--allow-delete` flag, or a saved plan file, which was reviewed before it was applied). A `sync`
+replication's deletions in a repository wait while one of its copies there did not complete:
+they make room for what those copies bring, and must not run without them. Within
 one registry they run one at a time, so a registry that refuses deletion over the OCI API
 (405 `UNSUPPORTED`, as GHCR and Docker Hub do) is asked exactly once: its remaining deletions
 are reported as skipped with the reason, and other registries carry on (cases.md C25).
@@ -29,7 +31,7 @@ from regtopo.apply.signing import SignatureFollower, replication_of
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
-from regtopo.plan.actions import Action, ActionKind, Plan
+from regtopo.plan.actions import Action, ActionKind, Plan, TagRef
 from regtopo.plan.observe import in_algorithm
 from regtopo.plan.session import Session
 from regtopo.registry.errors import RepositoryNotFoundError
@@ -44,6 +46,14 @@ class Outcome(StrEnum):
     STALE = "stale"
     NOT_ATTEMPTED = "not-attempted"
     SKIPPED = "skipped"  # neither done nor failed: not allowed, or the registry cannot
+
+
+# How an action that did not complete ended, as the actions depending on it say it.
+_ENDED = {
+    Outcome.FAILED: "failed earlier in this apply",
+    Outcome.STALE: "was refused as stale earlier in this apply",
+    Outcome.NOT_ATTEMPTED: "was not attempted in this apply",
+}
 
 
 @dataclass
@@ -106,9 +116,12 @@ class Executor:
         self._include_non_distributable = {
             r.label for r in session.topology.replications if r.include_non_distributable
         }
-        self._failed_targets: set[tuple[str, str, str]] = set()
+        # Target tags whose action did not complete, with how it ended: what reads them next
+        # is not attempted, and says why.
+        self._failed_targets: dict[tuple[str, str, str], Outcome] = {}
         self._absent_targets: set[tuple[str, str]] = set()
         self._stop = False
+        self._copies: list[Action] = []
         self._deleter = Deleter(session)
 
     def apply(self, plan: Plan) -> ApplyReport:
@@ -119,6 +132,7 @@ class Executor:
         report = ApplyReport()
         try:
             copies = [a for a in plan.actions if a.is_change and a.kind is not ActionKind.DELETE]
+            self._copies = copies
             for hop in sorted({a.hop for a in copies}):
                 actions = [a for a in copies if a.hop == hop]
                 with ThreadPoolExecutor(self.parallelism) as pool:
@@ -144,7 +158,7 @@ class Executor:
     def _settle(self, result: ActionResult) -> None:
         if not result.ok:
             target = result.action.target
-            self._failed_targets.add((target.registry, target.repository, target.tag))
+            self._failed_targets[(target.registry, target.repository, target.tag)] = result.outcome
         if self.on_result:
             self.on_result(result)
 
@@ -183,6 +197,16 @@ class Executor:
     def _run_delete(self, action: Action) -> ActionResult:
         if self._stop:
             return ActionResult(action, Outcome.NOT_ATTEMPTED, "stopped after an earlier failure")
+        unfinished = self._unfinished_sync(action)
+        if unfinished is not None:
+            # A sync deletes what its source no longer selects because new tags replace it;
+            # deleting while a replacement did not arrive would leave the target short.
+            return ActionResult(
+                action,
+                Outcome.NOT_ATTEMPTED,
+                f"the same sync's copy to {unfinished} {_ENDED[self._outcome_of(unfinished)]}; "
+                "the deletion waits for a run where the copies complete",
+            )
         started = time.monotonic()
         try:
             outcome, message = self._deleter.delete(action)
@@ -193,6 +217,23 @@ class Executor:
             return ActionResult(
                 action, Outcome.FAILED, err.diagnostics(), time.monotonic() - started
             )
+
+    def _unfinished_sync(self, deletion: Action) -> TagRef | None:
+        """A copy of the deletion's own replication into the same repository that did not
+        complete in this apply; None for retention rules, which replace nothing."""
+        target = deletion.target
+        for action in self._copies:
+            if action.replication != deletion.replication:
+                continue
+            written = action.target
+            if (written.registry, written.repository) != (target.registry, target.repository):
+                continue
+            if (written.registry, written.repository, written.tag) in self._failed_targets:
+                return written
+        return None
+
+    def _outcome_of(self, target: TagRef) -> Outcome:
+        return self._failed_targets[(target.registry, target.repository, target.tag)]
 
     def _run(self, action: Action) -> ActionResult:
         result = self._attempt(action)
@@ -213,9 +254,10 @@ class Executor:
                 f"its target repository {target.registry}/{target.repository} does not exist "
                 "(reported above)",
             )
-        if (source.registry, source.repository, source.tag) in self._failed_targets:
+        upstream = self._failed_targets.get((source.registry, source.repository, source.tag))
+        if upstream is not None:
             return ActionResult(
-                action, Outcome.NOT_ATTEMPTED, f"its source {source} failed earlier in this apply"
+                action, Outcome.NOT_ATTEMPTED, f"its source {source} {_ENDED[upstream]}"
             )
         started = time.monotonic()
         try:

@@ -294,9 +294,10 @@ def render_result(result: ActionResult) -> str:
 
 
 def _outcome_line(result: ActionResult) -> str:
-    # A deletion is named by its digest and tags; a target tag alone would not say what went.
+    # Under its section's title the outcome goes without saying. A deletion is named by its
+    # digest and tags; a target tag alone would not say what went.
     if result.action.kind is ActionKind.DELETE:
-        return render_result(result)
+        return f"delete {deleted_ref(result.action)}: {result.message}"
     return f"{result.action.target}: {result.message}"
 
 
