@@ -201,6 +201,41 @@ def test_drift_exits_2_on_drift_and_lists_unmanaged_tags(
     assert strict.exit_code == 2
 
 
+def test_drift_counts_source_content_the_topology_names_and_the_source_lacks(
+    registry: Registry, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    """A typo in a source repository, or a declared tag gone from the source, plans nothing:
+    the nightly check must not stay green on it."""
+    target = make_registry()
+    push_random_image(registry, "app", "v1", layers=[100])
+    push_random_image(target, "app", "v1", layers=[100])  # so the only difference is missing
+    topology = write_topology(
+        tmp_path / "topology.yaml",
+        {"a": registry_entry(registry), "b": registry_entry(target)},
+        [
+            {"name": "gone", "source": "a/app", "targets": ["b/app"], "tags": ["9.9.9"]},
+            {"name": "typo", "source": "a/ap", "targets": ["b/app"], "tags": {"include": [".*"]}},
+            {"name": "none", "source": "a/app", "targets": ["b/app"], "tags": {"semver": ">=2"}},
+        ],
+    )
+
+    plan = run("plan", "--detailed-exitcode", str(topology))
+    drift = run("drift", str(topology))
+    markdown = run("drift", "--format", "markdown", str(topology))
+    actions = json.loads(run("drift", "--format", "json", str(topology)).stdout)["plan"]["actions"]
+
+    assert plan.exit_code == 0, plan.output  # nothing to apply
+    assert "  ! skipped  b/app  <- a/ap\n" in plan.stdout
+    assert drift.exit_code == 2, drift.output
+    assert "Drift: 2 sources the topology names are missing." in drift.stdout
+    assert markdown.stdout.startswith("### regtopo drift: drift, 2 missing at the source")
+    assert sorted((a["replication"], a["source_missing"], a["reason"]) for a in actions) == [
+        ("gone", True, "the source tag does not exist"),
+        ("none", False, "the selector chose none of the 1 source tags"),
+        ("typo", True, "the source repository has no tags, or does not exist"),
+    ]
+
+
 def test_target_plans_the_upstream_hop_it_reads_but_not_unrelated_replications(
     make_registry: MakeRegistry, tmp_path: Path
 ) -> None:

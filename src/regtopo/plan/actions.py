@@ -55,7 +55,9 @@ class TagRef(BaseModel):
         return f"{self.registry}/{self.repository}"
 
     def __str__(self) -> str:
-        return f"{self.registry}/{self.repository}:{self.tag}"
+        # A note about a whole repository (a selector that chose nothing) has no tag.
+        where = f"{self.registry}/{self.repository}"
+        return f"{where}:{self.tag}" if self.tag else where
 
 
 class Content(BaseModel):
@@ -163,6 +165,11 @@ class Action(BaseModel):
         "source index), pushed after its children; its digest is content.digest",
     )
     reason: str = Field("", description="why the kind was chosen, in words")
+    source_missing: bool = Field(
+        False,
+        description="skipped: the topology names source content that the source does not "
+        "have (a tag, a pinned digest, or any tag at all); `drift` reports it as drift",
+    )
     policy: str | None = Field(None, description="blocked: the signing policy that failed")
     warnings: list[str] = Field(default_factory=list, description="e.g. a failed `warn` policy")
     verified: list[str] = Field(

@@ -38,11 +38,12 @@ class DriftReport(BaseModel):
 
     @property
     def drifted(self) -> bool:
-        """Targets differ from the topology: changes to make, or tags a signing policy keeps
-        from their targets (the source offers content the topology refuses: a nightly check
-        must say so, though there is nothing to apply)."""
+        """Targets differ from the topology: changes to make, tags a signing policy keeps
+        from their targets, or source content the topology names that is not there (a tag, a
+        pin, a whole repository). A nightly check must say so, though there is nothing to
+        apply: the registries no longer have the shape the file declares."""
         return bool(self.plan.changes) or any(
-            a.kind is ActionKind.BLOCKED for a in self.plan.actions
+            a.kind is ActionKind.BLOCKED or a.source_missing for a in self.plan.actions
         )
 
 

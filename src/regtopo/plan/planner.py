@@ -139,12 +139,16 @@ class Planner:
         # Replications of one hop are independent of each other; hops run in order, so a
         # selector reading a repository an earlier hop writes sees the tags that hop plans.
         for group in _by_hop(ordered):
-            items = [
-                (replication, tag, target_index)
-                for _, replication in group
-                for tag in self._select(replication)
-                for target_index in range(len(replication.targets))
-            ]
+            items = []
+            for _, replication in group:
+                chosen = self._select(replication)
+                if not chosen and (only is None or replication.label in only):
+                    plan.actions.extend(self._nothing_selected(replication))
+                items += [
+                    (replication, tag, target_index)
+                    for tag in chosen
+                    for target_index in range(len(replication.targets))
+                ]
             self._check_writers(items)
             with ThreadPoolExecutor(PLAN_WORKERS) as pool:
                 results = list(pool.map(lambda item: self._plan_tag(*item), items))
@@ -152,8 +156,9 @@ class Planner:
                 if action.source is not None and action.source.tag:
                     key = (action.source.registry, action.source.repository, action.source.tag)
                     reads.setdefault(key, action.replication)
-                target = (action.target.registry, action.target.repository, action.target.tag)
-                writes.setdefault(target, action.replication)
+                if action.target.tag:
+                    target = (action.target.registry, action.target.repository, action.target.tag)
+                    writes.setdefault(target, action.replication)
                 if only is None or action.replication in only:
                     plan.actions.append(action)
             planned_replications.update(replication.label for _, replication in group)
@@ -211,6 +216,28 @@ class Planner:
         return select_tags(
             replication.tags, available, lambda tag: self._created(registry, repository, tag)
         )
+
+    def _nothing_selected(self, replication: ReplicationSpec) -> list[Action]:
+        """A selector that chose no tag says so, once per target: a typo in the source
+        repository would otherwise plan nothing, silently, night after night."""
+        source = replication.source
+        listed = self._listed_tags(source.registry, source.repository)
+        if listed:
+            reason, missing = f"the selector chose none of the {len(listed)} source tags", False
+        else:
+            reason, missing = "the source repository has no tags, or does not exist", True
+        where = TagRef(registry=source.registry, repository=source.repository, tag="")
+        return [
+            Action(
+                kind=ActionKind.SKIPPED,
+                replication=replication.label,
+                source=where,
+                target=TagRef(registry=target.registry, repository=target.repository, tag=""),
+                reason=reason,
+                source_missing=missing,
+            )
+            for target in replication.targets
+        ]
 
     def _listed_tags(self, registry: str, repository: str) -> list[str]:
         # Listed once per source repository, however many replications read it.
@@ -317,6 +344,7 @@ class Planner:
                     reason="the pinned digest is not in the source repository"
                     if pinned
                     else "the source tag does not exist",
+                    source_missing=True,
                     **base,
                 )
             digest, origin, hop = head.digest, source, 0

@@ -255,16 +255,21 @@ def drift_text(report: DriftReport) -> Text:
             text.append(f"  ? {tag}\n", style="magenta")
     text.append("\n")
     blocked = sum(1 for a in plan.actions if a.kind is ActionKind.BLOCKED)
-    if report.drifted and drifted:
-        tags = f"{len(drifted)} target tag{'s' if len(drifted) != 1 else ''}"
-        verb = "differs" if len(drifted) == 1 else "differ"
-        text.append(f"Drift: {tags} {verb} from the topology. ", style="bold")
-    elif report.drifted:
-        text.append(
-            f"Drift: {blocked} tag{'s' if blocked != 1 else ''} kept from the targets by "
-            "signing policies. ",
-            style="bold",
-        )
+    missing = sum(1 for a in plan.actions if a.source_missing)
+    if report.drifted:
+        parts = []
+        if drifted:
+            tags = f"{len(drifted)} target tag{'s' if len(drifted) != 1 else ''}"
+            parts.append(f"{tags} {'differs' if len(drifted) == 1 else 'differ'} from the topology")
+        if blocked and not drifted:
+            tags = f"{blocked} tag{'s' if blocked != 1 else ''}"
+            parts.append(f"{tags} kept from the targets by signing policies")
+        if missing:
+            parts.append(
+                f"{missing} source{'s' if missing != 1 else ''} the topology names "
+                f"{'is' if missing == 1 else 'are'} missing"
+            )
+        text.append(f"Drift: {'; '.join(parts)}. ", style="bold")
     elif report.unmanaged:
         # Not drift from the topology, but not "no drift" either: --fail-on-unmanaged fails on it.
         text.append("No drift in what the topology manages. ", style="bold")
