@@ -257,7 +257,8 @@ def test_c10_a_target_rejection_names_the_artifact_and_the_server_error_code(
 
 
 class FallbackTagResolvesToSubject(ForwardingProxy):
-    """GitLab's quirk: `manifests/sha256-<hex>` resolves as the digest `sha256:<hex>`.
+    """GitLab's quirk: reading `manifests/sha256-<hex>` resolves it as the digest `sha256:<hex>`;
+    a PUT under that tag stores the tag as sent.
 
     Worse than GitLab, the tag list also names `sha256-<hex>` for each digest in `listed`, so
     the client really does fetch it (regtopo reads fallback tags the tag list names).
@@ -269,7 +270,8 @@ class FallbackTagResolvesToSubject(ForwardingProxy):
 
     def intercept(self, request: Request) -> Answer | None:
         name = request.path.rsplit("/", 1)[-1]
-        if "/manifests/sha256-" in request.path and len(name) == len("sha256-") + 64:
+        reads = request.method in ("GET", "HEAD")
+        if reads and "/manifests/sha256-" in request.path and len(name) == len("sha256-") + 64:
             request.path = request.path.replace("/manifests/sha256-", "/manifests/sha256:")
             return self.forward(request)
         if request.path.endswith("/tags/list"):
@@ -313,6 +315,72 @@ def test_c26_a_fallback_tag_that_resolves_to_the_subject_lists_no_referrers(
     assert tag_digest(target.url, "app", "v1") == index.digest
     tags = httpx.get(f"{target.url}/v2/app/tags/list").json()["tags"]
     assert tags == ["v1"]
+
+
+def test_c26_at_a_target_with_the_quirk_the_fallback_tag_lists_only_the_referrers(
+    tmp_path: Path, make_registry: MakeRegistry
+) -> None:
+    """The same quirk at the target while regtopo writes the fallback tag: reading the tag
+    back serves the subject index, whose children must never be merged in as referrers."""
+    backend = make_registry()
+    with ReferrersAPIProxy(make_registry()) as source:
+        amd64 = push_image(source.url, "app", None, payload=b"amd64")
+        arm64 = push_image(source.url, "app", None, payload=b"arm64")
+        index = put_manifest(
+            source.url,
+            "app",
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [amd64.descriptor(), arm64.descriptor()],
+            },
+            tag="v1",
+        )
+        sbom = push_referrer(
+            source.url, "app", index, artifact_type="application/spdx+json", payload=b"{}"
+        )
+        with FallbackTagResolvesToSubject(backend, []) as target:
+            regtopo(replicate(tmp_path, source.url, target.url, ["v1"]), "apply", "--auto-approve")
+
+    assert tag_digest(backend.url, "app", "v1") == index.digest
+    written = fallback_index(backend.url, "app", index)
+    assert written is not None
+    assert [entry["digest"] for entry in written["manifests"]] == [sbom.digest]
+
+
+def test_c26_a_listed_fallback_tag_the_target_cannot_serve_is_refused_not_overwritten(
+    tmp_path: Path, make_registry: MakeRegistry
+) -> None:
+    """Another writer's entries under a tag that cannot be read back would be lost by a
+    write: the copy of the referrer is refused, and the tag keeps what it held."""
+    backend = make_registry()
+    with ReferrersAPIProxy(make_registry()) as source:
+        image = push_image(source.url, "app", "v1")
+        push_referrer(source.url, "app", image, artifact_type="application/spdx+json", payload=b"1")
+        theirs = push_referrer(
+            backend.url, "app", image, artifact_type="application/example", payload=b"2"
+        )
+        put_manifest(
+            backend.url,
+            "app",
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [theirs.descriptor()]},
+            tag=f"sha256-{image.hex}",
+        )
+        with FallbackTagResolvesToSubject(backend, []) as target:
+            output = regtopo(
+                replicate(tmp_path, source.url, target.url, ["v1"]),
+                "apply",
+                "--auto-approve",
+                expect=(1,),
+            )
+
+    assert (
+        "the registry answers this tag with the subject itself, so the entries others stored "
+        "there cannot be read and merged" in output
+    )
+    written = fallback_index(backend.url, "app", image)
+    assert written is not None
+    assert [entry["digest"] for entry in written["manifests"]] == [theirs.digest]
 
 
 # C28 -----------------------------------------------------------------------------------------

@@ -191,6 +191,43 @@ def test_c13_token_expiring_mid_upload_is_renewed_once_per_expiry_with_constant_
     assert landed is not None and str(landed.digest) == digest
 
 
+def test_c13_a_challenge_spelling_the_actions_otherwise_adds_no_scope_on_renewal(
+    registry: Registry, token_registry: Registry, make_proxy: MakeProxy, clients: Any
+) -> None:
+    """C13's kind: a 401 on the final PUT of a chunked upload whose challenge writes the scope
+    `push,pull`; the renewal asks for one scope, as before, and the same PUT is retried."""
+    issuer = token_registry.issuer
+    assert issuer is not None
+    issuer.omit_expires_in = True
+    with Pusher(registry, "src/app") as pusher:
+        digest, _ = image(pusher, [("application/vnd.oci.image.layer.v1.tar", os.urandom(3500))])
+    proxy = make_proxy(token_registry.url)
+    fired: list[bool] = []
+
+    def expire_on_final_put(request: ProxyRequest) -> Reply | None:
+        final = request.method == "PUT" and "/blobs/uploads/" in request.path
+        if final and "digest" in request.query and not fired:
+            fired.append(True)
+            challenge = (
+                f'Bearer realm="{issuer.realm}",service="{issuer.service}",'
+                'scope="repository:org/app:push,pull",error="invalid_token"'
+            )
+            return error_reply(401, "UNAUTHORIZED", "expired", {"WWW-Authenticate": challenge})
+        return None
+
+    proxy.add(expire_on_final_put)
+    target = clients(proxy.host, token_registry.credentials, chunk_size=1000)
+    issuer.requests.clear()
+
+    copy(clients(registry.host).repository("src/app"), target.repository("org/app"), digest, [])
+
+    finals = [s for s in proxy.seen("PUT") if "/blobs/uploads/" in s.path]
+    assert [s.status for s in finals][:2] == [401, 201]
+    asked = [r.query["scope"] for r in issuer.requests]
+    assert {len(scopes) for scopes in asked} == {1}
+    assert asked[-2:] == [["repository:org/app:pull,push"], ["repository:org/app:pull,push"]]
+
+
 def test_refused_scope_gives_a_clear_denied_error(
     registry: Registry, token_registry: Registry, clients: Any
 ) -> None:

@@ -170,6 +170,24 @@ def test_c14_invalid_tag_entries_are_skipped_with_one_warning_giving_the_count(
     assert "skipped 2 entries" in warnings[0].getMessage()
 
 
+def test_c14_entries_of_every_invalid_shape_are_skipped_across_pages(
+    registry: Registry, make_proxy: MakeProxy, clients: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """C14's kind beyond digests: too long, a trailing newline (which `$` alone would let
+    through), a slash, empty, a leading dot; spread over pages of three."""
+    longest = "ok_" + "b" * 125  # 128 characters, the most the grammar allows
+    listed = ["v1", "a" * 129, "v1\n", "with/slash", "", longest, "sha512:" + "c" * 128, ".dot"]
+    proxy = make_proxy(registry.url).add(tag_pages("org/app", listed, page_size=3))
+
+    with caplog.at_level(logging.WARNING, logger="regtopo.registry.client"):
+        tags = clients(proxy.host).repository("org/app").list_tags()
+
+    assert tags == [longest, "v1"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "skipped 6 entries" in warnings[0].getMessage()
+
+
 def test_concurrent_copies_never_exceed_max_connections_per_registry(
     registry: Registry, make_registry: MakeRegistry, make_proxy: MakeProxy, clients: Any
 ) -> None:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from regtopo.oci.digest import Digest
+from regtopo.oci.digest import Digest, InvalidDigestError
 from regtopo.oci.reference import (
     InvalidReferenceError,
     Reference,
     api_host,
     canonical_host,
     fallback_tag,
+    is_valid_repository,
     is_valid_tag,
 )
 
@@ -40,7 +41,16 @@ def test_reference_with_digest_keeps_it() -> None:
     assert str(reference) == f"ghcr.io/org/app:v1@{digest}"
 
 
-@pytest.mark.parametrize("text", ["ghcr.io/Org/App", "ghcr.io/org/app:-bad", "ghcr.io/org//app"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ghcr.io/Org/App",
+        "ghcr.io/org/app:-bad",
+        "ghcr.io/org//app",
+        "ghcr.io/org/app:v1\n",  # `$` alone matches before a final newline
+        "ghcr.io/org/app\n:v1",
+    ],
+)
 def test_reference_parsing_refuses_invalid_names(text: str) -> None:
     with pytest.raises(InvalidReferenceError):
         Reference.parse(text)
@@ -67,6 +77,7 @@ def test_docker_hub_spellings_are_one_registry_with_one_api_host() -> None:
         ("-beta", False),
         ("a" * 129, False),
         ("sha256:ab", False),
+        ("v1\n", False),
     ],
 )
 def test_tag_grammar(tag: str, valid: bool) -> None:
@@ -77,3 +88,9 @@ def test_fallback_tag_follows_the_referrers_tag_schema() -> None:
     encoded = "0123456789abcdef" * 4
     assert fallback_tag(Digest("sha256", encoded)) == f"sha256-{encoded}"
     assert fallback_tag(Digest("sha512", "a" * 128)) == "sha512-" + "a" * 64
+
+
+def test_a_digest_or_repository_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(InvalidDigestError):
+        Digest.parse("sha256:" + "a" * 64 + "\n")
+    assert not is_valid_repository("org/app\n")

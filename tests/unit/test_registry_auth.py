@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from regtopo.registry.auth import Credentials, parse_challenges
+from regtopo.registry.auth import Credentials, merge_scopes, parse_challenges
 
 
 def test_bearer_challenge_with_several_scopes_in_one_quoted_value() -> None:
@@ -32,3 +32,20 @@ def test_credentials_never_show_their_secret_in_repr() -> None:
     credentials = Credentials("user", "s3cret-token")
     assert "s3cret" not in repr(credentials)
     assert credentials.basic_header() == "Basic dXNlcjpzM2NyZXQtdG9rZW4="
+
+
+def test_scopes_for_one_resource_unite_their_actions_however_they_are_spelled() -> None:
+    assert merge_scopes(
+        [
+            "repository:org/app:pull",
+            "repository:org/app:push,pull",
+            "repository:library/base:pull",
+            "registry:catalog:*",
+            "opaque",
+        ]
+    ) == {
+        "repository:org/app:pull,push",
+        "repository:library/base:pull",
+        "registry:catalog:*",
+        "opaque",
+    }

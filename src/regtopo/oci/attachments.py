@@ -64,7 +64,7 @@ _ATTACHMENT_TAG = re.compile(
 
 def is_attachment_tag(tag: str) -> bool:
     """Whether `tag` is a fallback tag (`sha256-<hex>`) or a cosign tag (`sha256-<hex>.sig`)."""
-    return bool(_ATTACHMENT_TAG.match(tag))
+    return bool(_ATTACHMENT_TAG.fullmatch(tag))
 
 
 def cosign_tag(subject: Digest, suffix: str) -> str:

@@ -32,7 +32,7 @@ class Digest:
 
     @classmethod
     def parse(cls, value: str) -> Digest:
-        if not _GRAMMAR.match(value):
+        if not _GRAMMAR.fullmatch(value):
             raise InvalidDigestError(f"parsing digest {value!r}: not of the form algorithm:encoded")
         algorithm, encoded = value.split(":", 1)
         expected = ALGORITHMS.get(algorithm)

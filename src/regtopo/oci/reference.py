@@ -29,11 +29,11 @@ class InvalidReferenceError(RegtopoError):
 
 
 def is_valid_tag(tag: str) -> bool:
-    return bool(TAG_PATTERN.match(tag))
+    return bool(TAG_PATTERN.fullmatch(tag))
 
 
 def is_valid_repository(name: str) -> bool:
-    return bool(REPOSITORY_PATTERN.match(name))
+    return bool(REPOSITORY_PATTERN.fullmatch(name))
 
 
 def canonical_host(host: str) -> str:

@@ -76,6 +76,6 @@ def find_unmanaged(topology: Topology, plan: Plan, session: Session) -> list[Unm
         found.extend(
             UnmanagedTag(registry=registry, repository=name, tag=tag)
             for tag in listed
-            if tag not in managed.get((registry, name), set()) and not REFERRERS_TAG.match(tag)
+            if tag not in managed.get((registry, name), set()) and not REFERRERS_TAG.fullmatch(tag)
         )
     return found

@@ -87,7 +87,7 @@ def layout_untagged(repository: LayoutRepository, tagged: set[Digest]) -> list[D
 
 def is_literal(pattern: str) -> bool:
     """A repository pattern that can only match itself (no catalog needed to find it)."""
-    return bool(_LITERAL.match(pattern))
+    return bool(_LITERAL.fullmatch(pattern))
 
 
 def catalog(session: Session, registry: str) -> list[str] | None:

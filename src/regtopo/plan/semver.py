@@ -19,7 +19,7 @@ VersionKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
 
 def version_key(tag: str) -> VersionKey | None:
     """A sort key for `tag` as a version, or None when it is not one."""
-    match = _SEMVER.match(tag)
+    match = _SEMVER.fullmatch(tag)
     if match is None:
         return None
     pre = match.group("pre")

@@ -20,7 +20,7 @@ def provider_name(provider: str | None, host: str | None) -> str | None:
     if provider:
         return provider
     host = (host or "").removeprefix("https://").removeprefix("http://").split("/")[0]
-    if ECR_HOST.match(host.split(":")[0]):
+    if ECR_HOST.fullmatch(host.split(":")[0]):
         return "ecr"
     return None
 

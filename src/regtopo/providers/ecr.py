@@ -36,7 +36,7 @@ class EcrRegistry:
 
     def __init__(self, host: str, *, client: Any = None) -> None:
         host = host.removeprefix("https://").removeprefix("http://")
-        match = HOST_PATTERN.match(host.split(":")[0])
+        match = HOST_PATTERN.fullmatch(host.split(":")[0])
         self.account = match.group("account") if match else None
         self.region = match.group("region") if match else None
         self._client = client

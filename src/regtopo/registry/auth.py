@@ -14,6 +14,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import httpx
@@ -92,6 +93,29 @@ def parse_challenges(values: list[str]) -> list[Challenge]:
 class _Token:
     value: str
     expires_at: float
+
+
+# Actions in the order the distribution spec's examples write them; others follow, sorted.
+_ACTION_ORDER = {"pull": 0, "push": 1, "delete": 2}
+
+
+def merge_scopes(scopes: Iterable[str]) -> set[str]:
+    """One scope per resource, its actions united: `repository:a:pull` and
+    `repository:a:push,pull` are `repository:a:pull,push`. Scopes that differ only in how
+    they spell the same actions (a challenge naming `push,pull`) must not add up on renewal."""
+    actions: dict[str, set[str]] = {}
+    opaque: set[str] = set()
+    for scope in scopes:
+        resource, _, named = scope.rpartition(":")
+        if not resource or ":" not in resource:
+            opaque.add(scope)  # not `type:name:actions`: sent as it came
+            continue
+        actions.setdefault(resource, set()).update(a for a in named.split(",") if a)
+    merged = {
+        f"{resource}:{','.join(sorted(named, key=lambda a: (_ACTION_ORDER.get(a, 9), a)))}"
+        for resource, named in actions.items()
+    }
+    return merged | opaque
 
 
 class Authenticator:
@@ -185,7 +209,9 @@ class Authenticator:
         if not self.realm:
             raise AuthError(f"{self.registry_host} sent a Bearer challenge without a realm")
         # Push scopes first: some registries read only the first scope.
-        ordered = sorted(set(scopes), key=lambda s: (":push" not in s and ",push" not in s, s))
+        ordered = sorted(
+            merge_scopes(scopes), key=lambda s: (":push" not in s and ",push" not in s, s)
+        )
         params: list[tuple[str, str]] = []
         if self.service:
             params.append(("service", self.service))

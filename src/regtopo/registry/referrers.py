@@ -233,7 +233,24 @@ class FallbackTagWriter:
         wrote = False
         with _writer_lock(repository, subject):
             for attempt in range(MERGE_ATTEMPTS + 1):
-                current = self._read(repository, name)
+                current = self._read(repository, name, subject)
+                if current is None:
+                    # The registry answers the tag with the subject itself (GitLab resolves
+                    # `sha256-<hex>` as a digest): what the tag holds cannot be read back.
+                    # Writing it is safe only while no one else holds entries there.
+                    if name in repository.list_tags():
+                        raise ReferrersTagError(
+                            f"updating referrers tag {repository}:{name}: the registry answers "
+                            "this tag with the subject itself, so the entries others stored "
+                            "there cannot be read and merged",
+                            hint="use a target with the OCI referrers API, or `referrers: none`",
+                        )
+                    entries = list(wanted.values())
+                    index = Manifest.parse(_serialise(_empty_index(entries)), mt.OCI_INDEX)
+                    repository.put_manifest(index, name)
+                    log.debug("wrote %d referrer(s) to %s:%s", len(wanted), repository, name)
+                    # No read-back is possible; the write's own digest check stands for it.
+                    return True
                 listed = {_entry_digest(e) for e in current["manifests"]}
                 missing = [entry for digest, entry in wanted.items() if digest not in listed]
                 if not missing:
@@ -254,10 +271,14 @@ class FallbackTagWriter:
         )
 
     @staticmethod
-    def _read(repository: Repository, name: str) -> dict[str, Any]:
+    def _read(repository: Repository, name: str, subject: Digest) -> dict[str, Any] | None:
+        """The fallback index as a document to merge into; None when the registry serves the
+        subject for the tag (cases C26), which says nothing about what the tag holds."""
         existing = repository.get_manifest(name)
         if existing is None:
-            return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
+            return _empty_index([])
+        if existing.digest == subject:
+            return None
         if existing.kind != "index":
             raise ReferrersTagError(
                 f"updating referrers tag {repository}:{name}: it holds a {existing.media_type}, "
@@ -268,6 +289,10 @@ class FallbackTagWriter:
         entries = document.get("manifests")
         document["manifests"] = [e for e in entries if isinstance(e, dict)] if entries else []
         return document
+
+
+def _empty_index(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}
 
 
 def _entry_digest(entry: dict[str, Any]) -> Digest | None:

@@ -114,7 +114,7 @@ class RegistrySpec(Model):
         if value is None:
             return value
         bare = value.removeprefix("https://").removeprefix("http://").rstrip("/")
-        if not (_HOST.match(bare) or _HOST_V6.match(bare)):
+        if not (_HOST.fullmatch(bare) or _HOST_V6.fullmatch(bare)):
             raise ValueError(
                 f"{value!r} is not a registry host; expected host[:port], optionally after "
                 "http:// or https://, without a path"
@@ -433,7 +433,7 @@ class ReplicationSpec(Model):
         if not isinstance(value, list) or not value:
             raise ValueError("expected 'all' or a list of platforms such as [linux/amd64]")
         for item in value:
-            if not isinstance(item, str) or not re.match(_PLATFORM, item):
+            if not isinstance(item, str) or not re.fullmatch(_PLATFORM, item):
                 raise ValueError(
                     f"{item!r} is not a platform; expected os/architecture[/variant], "
                     "as linux/amd64 or linux/arm64/v8"
