@@ -40,6 +40,7 @@ from tests.support.content import (
     Pusher,
     descriptor,
     image,
+    index,
     sha256,
 )
 from tests.support.proxy import (
@@ -418,6 +419,75 @@ def test_c09_schema1_source_is_planned_as_not_replicable_and_never_pushed(
         target_client.close()
     assert "cannot be replicated by digest" in caught.value.message
     assert target.count("PUT") == 0
+
+
+def test_c09_a_schema1_child_of_a_manifest_list_stops_the_copy_before_any_push(
+    make_registry: MakeRegistry, make_proxy: MakeProxy, tmp_path: Path
+) -> None:
+    """C09's kind one level down: a manifest list whose amd64 child is signed schema1. The
+    plan names the child; a copy attempt pushes nothing, not even the list's other child."""
+    source = make_registry(extra_config=SCHEMA1_ENABLED)
+    target = make_proxy(make_registry().url)
+    layer = os.urandom(400)
+    with Pusher(source, "old/app") as pusher:
+        pusher.blob(layer)
+        raw = signed_schema1("old/app", "amd64", sha256(layer))
+        response = pusher.client.put(
+            f"{source.url}/v2/old/app/manifests/amd64",
+            content=raw,
+            headers={"Content-Type": mt.DOCKER_SCHEMA1_SIGNED},
+        )
+        response.raise_for_status()
+        old = response.headers["Docker-Content-Digest"]
+        good, good_raw = image(
+            pusher,
+            [(DOCKER_LAYER, os.urandom(300))],
+            media_type=DOCKER_MANIFEST,
+            config_type=DOCKER_CONFIG,
+        )
+        listed, _ = index(
+            pusher,
+            [
+                {"mediaType": DOCKER_MANIFEST, "digest": good, "size": len(good_raw)},
+                {"mediaType": mt.DOCKER_SCHEMA1_SIGNED, "digest": old, "size": len(raw)},
+            ],
+            media_type=mt.DOCKER_MANIFEST_LIST,
+            tag="v1",
+        )
+    path = topology(
+        tmp_path,
+        {"src": source.host, "dst": target.host},
+        {"source": "src/old/app", "targets": ["dst/old/app"], "tags": ["v1"]},
+    )
+
+    plan, report = plan_and_apply(path)
+
+    (action,) = plan.actions
+    assert action.kind is ActionKind.SKIPPED
+    assert action.reason == (
+        f"cannot be replicated by digest: its child {Digest.parse(old).short} is schema1; "
+        "Docker schema1 manifests are refused by current registries, and converting one "
+        "changes its digest"
+    )
+    assert report.results == []
+
+    source_client = RegistryClient("src", source.host, scheme="http")
+    target_client = RegistryClient("dst", target.host, scheme="http")
+    engine = CopyEngine()
+    try:
+        with pytest.raises(ManifestError) as caught:
+            engine.copy(
+                source_client.repository("old/app"),
+                target_client.repository("old/app"),
+                Digest.parse(listed),
+                ["v1"],
+            )
+    finally:
+        engine.close()
+        source_client.close()
+        target_client.close()
+    assert f"its child {old} is Docker schema1" in caught.value.message
+    assert target.count("PUT") == target.count("POST") == 0
 
 
 def test_c07_plan_compares_digests_in_the_source_algorithm(

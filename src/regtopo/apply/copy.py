@@ -148,9 +148,11 @@ class CopyEngine:
                 f"copying {source}@{manifest.digest}: the index contains itself",
                 hint="the source content is malformed; it cannot be pushed anywhere either",
             )
-        if manifest.kind == "schema1":
+        schema1 = manifest.schema1_part()
+        if schema1 is not None:
+            part = "" if schema1 == manifest.digest else f"its child {schema1} is Docker schema1; "
             raise ManifestError(
-                f"copying {source}@{manifest.digest}: cannot be replicated by digest: "
+                f"copying {source}@{manifest.digest}: cannot be replicated by digest: {part}"
                 "Docker schema1 manifests are refused by current registries"
             )
         key = (target.registry_id, target.name, manifest.digest)

@@ -94,6 +94,14 @@ class Manifest:
     def size(self) -> int:
         return len(self.raw)
 
+    def schema1_part(self) -> Digest | None:
+        """This manifest's digest if it is Docker schema1, else the first child an index lists
+        as schema1: either makes the tree impossible to replicate by digest, and saying so
+        before anything is pushed leaves nothing half-copied."""
+        if self.kind == "schema1":
+            return self.digest
+        return next((c.digest for c in self.children if c.media_type in mt.SCHEMA1_TYPES), None)
+
     def descriptor(self) -> Descriptor:
         """This manifest as a descriptor, with the fields a referrers list carries."""
         annotations = self.document.get("annotations") or {}

@@ -434,13 +434,15 @@ class Planner:
             digest, origin, hop, (*narrowed, replication.referrers)
         )
 
-        if manifest.kind == "schema1":
+        schema1 = manifest.schema1_part()
+        if schema1 is not None:
+            part = "" if schema1 == manifest.digest else f"its child {schema1.short} is schema1; "
             return Action(
                 kind=ActionKind.SKIPPED,
                 content=content,
                 hop=hop,
-                reason="cannot be replicated by digest: Docker schema1 manifests are refused by "
-                "current registries, and converting one changes its digest",
+                reason=f"cannot be replicated by digest: {part}Docker schema1 manifests are "
+                "refused by current registries, and converting one changes its digest",
                 **base,
             )
 
