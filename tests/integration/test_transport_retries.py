@@ -26,6 +26,7 @@ from tests.support.proxy import (
     drop,
     error_reply,
     inject,
+    rewrite_realm,
     tag_pages,
 )
 from tests.support.registries import MakeRegistry, Registry, push_random_image
@@ -87,6 +88,29 @@ def test_c15_always_429_fails_after_the_configured_attempts_saying_rate_limited(
     assert "still rate limited after 3 attempts" in caught.value.message
     assert isinstance(caught.value.__cause__, RateLimitedError)
     assert proxy.count("PUT", r"/v2/org/app/manifests/.*") == 3
+
+
+def test_c15_token_endpoint_always_429_stops_after_the_configured_attempts(
+    token_registry: Registry, make_proxy: MakeProxy, clients: Any
+) -> None:
+    """C15's kind at the token endpoint: the always-429 variant gives up after the configured
+    attempts (3) in all, saying "rate limited": the token's retries do not nest in the request's."""
+    push_random_image(token_registry, "org/app", "v1")
+    assert token_registry.issuer is not None
+    issuer = make_proxy(f"http://127.0.0.1:{token_registry.issuer.port}")
+    front = make_proxy(token_registry.url).rewrite(rewrite_realm(f"{issuer.url}/token"))
+
+    def always(request: ProxyRequest) -> Reply | None:
+        return too_many("0") if request.path == "/token" else None
+
+    issuer.add(always)
+    client = clients(front.host, token_registry.credentials, retry_attempts=3)
+
+    with pytest.raises(RateLimitedError) as caught:
+        client.repository("org/app").list_tags()
+
+    assert "still rate limited after 3 attempts" in caught.value.message
+    assert issuer.count("GET", "/token") == 3
 
 
 # every method a copy uses: a fault on each, once, must not stop the copy

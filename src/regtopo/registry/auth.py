@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import httpx
@@ -265,18 +265,15 @@ class Authenticator:
         }
         return self._send_token_request(client, lambda: client.post(self.realm or "", data=form))
 
-    def _send_token_request(self, client: httpx.Client, send: object) -> httpx.Response:
-        from regtopo.registry.retry import retrying
-
+    def _send_token_request(
+        self, client: httpx.Client, send: Callable[[], httpx.Response]
+    ) -> httpx.Response:
+        """One token request. A 429 or 5xx raises a retryable error: the registry request
+        that needed the token retries the whole attempt, so the two bounds never multiply."""
         self.token_requests += 1
-
-        def once() -> httpx.Response:
-            assert callable(send)
-            response: httpx.Response = send()
-            if response.status_code >= 400:
-                raise RegistryError.from_response(
-                    f"requesting a token for {self.registry_host}", response
-                )
-            return response
-
-        return retrying(once)
+        response = send()
+        if response.status_code >= 400:
+            raise RegistryError.from_response(
+                f"requesting a token for {self.registry_host}", response
+            )
+        return response
