@@ -97,6 +97,61 @@ def test_c18_relative_location_after_a_307_resolves_against_the_redirected_host(
     assert skopeo_or_http_digest(registry, "org/app:v1") == str(source)
 
 
+def test_c18_chunked_locations_after_a_307_stay_on_the_redirected_host(
+    registry: Registry, make_proxy: MakeProxy, clients: Any, engine: CopyEngine
+) -> None:
+    """C18's kind, chunked: every PATCH and the final PUT go to the host that sent the relative
+    Location, its query kept and `&digest=` appended."""
+    data = os.urandom(3500)
+    with Pusher(registry, "src/app") as pusher:
+        digest, _ = image(pusher, [("application/vnd.oci.image.layer.v1.tar", data)], tag="v1")
+    second = make_proxy(registry.url).rewrite(relative_locations())
+    first = make_proxy(registry.url).add(redirect_uploads(second))
+
+    engine.copy(
+        clients(registry.host).repository("src/app"),
+        clients(first.host, chunk_size=1000).repository("org/app"),
+        Digest.parse(digest),
+        ["v1"],
+    )
+
+    assert first.count("PATCH") == first.count("PUT", r".*/blobs/uploads/.*") == 0
+    patches = second.seen("PATCH")
+    assert len(patches) == 4 and all(p.status == 202 for p in patches)
+    assert all("_state=" in p.target for p in patches)
+    finals = upload_paths(second, "PUT")
+    assert finals and all("?_state=" in p and "&digest=sha256:" in p for p in finals)
+
+
+def test_c18_credentials_do_not_follow_an_upload_to_another_origin(
+    basic_registry: Registry,
+    make_registry: MakeRegistry,
+    make_proxy: MakeProxy,
+    clients: Any,
+    engine: CopyEngine,
+) -> None:
+    """C18 variant under C19's and C21's rule: the upload POST is redirected to another origin
+    that hands out the session; the registry's credentials go only to the registry's origin."""
+    source = make_registry()
+    digest = push_random_image(source, "src/app", "v1", layers=[700])
+    creds = basic_registry.credentials
+    # The other origin holds its own access, as a storage front end would.
+    second = make_proxy(basic_registry.url, upstream_auth=creds).rewrite(relative_locations())
+    first = make_proxy(basic_registry.url).add(redirect_uploads(second))
+
+    engine.copy(
+        clients(source.host).repository("src/app"),
+        clients(first.host, creds).repository("org/app"),
+        Digest.parse(digest),
+        ["v1"],
+    )
+
+    at_second = second.seen()
+    assert [s.method for s in at_second if s.method == "PUT"], "no upload reached the other host"
+    assert [(s.method, s.path) for s in at_second if "authorization" in s.headers] == []
+    assert any("authorization" in s.headers for s in first.seen("POST"))  # the registry has them
+
+
 def test_c19_location_outside_v2_is_used_verbatim_with_credentials(
     basic_registry: Registry, make_proxy: MakeProxy, clients: Any, engine: CopyEngine
 ) -> None:

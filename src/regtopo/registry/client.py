@@ -77,6 +77,7 @@ class RegistryClient:
         self.name = name
         self.host = canonical_host(host)
         self.base_url = f"{scheme}://{api_host(self.host)}"
+        self._origin = _origin(httpx.URL(self.base_url))
         tls = tls or TLSSettings()
         verify: Any = False if tls.insecure else (tls.ca_bundle or True)
         cert: Any = None
@@ -236,10 +237,16 @@ class RegistryClient:
         authorization: str | None = None,
     ) -> httpx.Response:
         request_headers = dict(headers or {})
-        authorization = authorization or self.auth.header_for(scopes)
-        if authorization is None and self.auth.scheme == "bearer" and self.auth.realm:
-            # The realm is known: fetch the token now instead of collecting another 401.
-            authorization = f"Bearer {self.auth.fetch_token(self.http, scopes, cache_key=scopes)}"
+        if _origin(httpx.URL(url)) != self._origin:
+            # An upload Location may send the session to another origin (a redirected POST,
+            # a storage front end); that origin holds its own access, as on a redirect (C21).
+            authorization = None
+        else:
+            authorization = authorization or self.auth.header_for(scopes)
+            if authorization is None and self.auth.scheme == "bearer" and self.auth.realm:
+                # The realm is known: fetch the token now instead of collecting another 401.
+                token = self.auth.fetch_token(self.http, scopes, cache_key=scopes)
+                authorization = f"Bearer {token}"
         if authorization:
             request_headers["Authorization"] = authorization
         content = body() if callable(body) else body
@@ -753,3 +760,9 @@ def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
                 parts, held = [], 0
     if parts:
         yield parts
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port, the default port spelled out, for same-origin checks."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port or default
