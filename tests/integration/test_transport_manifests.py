@@ -144,6 +144,8 @@ def test_c04_foreign_layer_is_flagged_and_skipped_by_default_manifest_unchanged(
     assert "the target requires non-distributable blobs" in outcomes["strict"].message
     assert foreign[:19] in outcomes["strict"].message
     assert registry_digest(strict, "win/app", "ltsc") is None
+    # The refusal names the foreign digest: nothing to wait for, one PUT and no retries.
+    assert strict.count("PUT", r"/v2/win/app/manifests/.*") == 1
 
 
 def test_c04_include_non_distributable_uploads_the_blob_and_keeps_the_digest(

@@ -133,10 +133,17 @@ class Seen:
 
 
 def error_reply(
-    status: int, code: str, message: str = "", headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str = "",
+    headers: dict[str, str] | None = None,
+    detail: object = None,
 ) -> Reply:
-    """A distribution-spec error body: `{"errors":[{"code","message"}]}`."""
-    body = json.dumps({"errors": [{"code": code, "message": message or code.lower()}]}).encode()
+    """A distribution-spec error body: `{"errors":[{"code","message"[,"detail"]}]}`."""
+    error: dict[str, object] = {"code": code, "message": message or code.lower()}
+    if detail is not None:
+        error["detail"] = detail
+    body = json.dumps({"errors": [error]}).encode()
     return Reply(status, {"Content-Type": "application/json", **(headers or {})}, body)
 
 
@@ -599,7 +606,10 @@ def require_foreign_blobs(proxy: Proxy) -> Rule:
                 "HEAD", f"/v2/{match.group(1)}/blobs/{layer['digest']}", httpx.Headers(), b""
             )
             if proxy.forward(probe).status == 404:
-                return error_reply(400, "MANIFEST_BLOB_UNKNOWN", f"blob unknown: {layer['digest']}")
+                # As Distribution answers: the digest in `detail`.
+                return error_reply(
+                    400, "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry", detail=layer["digest"]
+                )
         return None
 
     return rule

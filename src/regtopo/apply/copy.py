@@ -234,8 +234,10 @@ class CopyEngine:
                     try:
                         return target.put_manifest(manifest, str(manifest.digest))
                     except RegistryError as err:
-                        if "MANIFEST_BLOB_UNKNOWN" in err.codes and self._references_present(
-                            target, manifest
+                        if (
+                            "MANIFEST_BLOB_UNKNOWN" in err.codes
+                            and not self._refused_foreign(manifest, err)
+                            and self._references_present(target, manifest)
                         ):
                             raise _ReferencesSettlingError(err) from err
                         raise self._explain_rejection(manifest, target, err) from err
@@ -268,11 +270,22 @@ class CopyEngine:
                 hint=err.hint,
             ) from err
 
+    def _refused_foreign(self, manifest: Manifest, err: RegistryError) -> list[Descriptor]:
+        """The non-distributable blobs a `MANIFEST_BLOB_UNKNOWN` refusal is about, when they
+        were left out on purpose. A refusal that names a digest must name a foreign one; one
+        that names none may be about any of them."""
+        if "MANIFEST_BLOB_UNKNOWN" not in err.codes or self.include_non_distributable:
+            return []
+        foreign = [b for b in manifest.blobs if b.urls or is_non_distributable(b.media_type)]
+        named = [b for b in foreign if any(str(b.digest) in d for d in err.details)]
+        names_a_digest = any(":" in d for d in err.details)
+        return named if names_a_digest else foreign
+
     def _explain_rejection(
         self, manifest: Manifest, target: Repository, err: RegistryError
     ) -> RegtopoError:
-        foreign = [b for b in manifest.blobs if b.urls or is_non_distributable(b.media_type)]
-        if "MANIFEST_BLOB_UNKNOWN" in err.codes and foreign and not self.include_non_distributable:
+        foreign = self._refused_foreign(manifest, err)
+        if foreign:
             return CopyError(
                 f"pushing {manifest.digest} to {target}: the target requires non-distributable "
                 f"blobs ({', '.join(str(b.digest.short) for b in foreign)})",

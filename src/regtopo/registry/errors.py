@@ -27,6 +27,7 @@ def redact_url(url: httpx.URL | str) -> str:
 class SpecError:
     code: str
     message: str
+    detail: str = ""
 
 
 def parse_error_body(response: httpx.Response, limit: int = 4096) -> list[SpecError]:
@@ -38,10 +39,17 @@ def parse_error_body(response: httpx.Response, limit: int = 4096) -> list[SpecEr
     if not isinstance(body, dict) or not isinstance(body.get("errors"), list):
         return []
     return [
-        SpecError(str(e.get("code", "")), str(e.get("message", "")))
+        SpecError(str(e.get("code", "")), str(e.get("message", "")), _detail(e.get("detail")))
         for e in body["errors"]
         if isinstance(e, dict)
     ]
+
+
+def _detail(value: object) -> str:
+    """The spec's free-form `detail` as text: Distribution puts a blob's digest there."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 class RegistryError(RegtopoError):
@@ -55,11 +63,14 @@ class RegistryError(RegtopoError):
         codes: tuple[str, ...] = (),
         hint: str | None = None,
         retry_after: float | None = None,
+        details: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.codes = codes
         self.retry_after = retry_after
+        # Each error's `detail`, unprinted: large, and for callers that look for a digest in it.
+        self.details = details
 
     @property
     def retryable(self) -> bool:
@@ -91,6 +102,7 @@ class RegistryError(RegtopoError):
             codes=codes,
             hint=hint,
             retry_after=retry_after_seconds(response),
+            details=tuple(e.detail for e in errors),
         )
 
 
