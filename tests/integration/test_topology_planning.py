@@ -110,6 +110,44 @@ replications:
     assert {a.kind for a in again.actions} == {ActionKind.IN_SYNC}
 
 
+def test_build_attestations_of_any_reference_type_follow_their_platform(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """v1's unknown/unknown children say `vnd.docker.reference.type: builder` (not BuildKit's
+    `attestation-manifest`): they are attestations, not platforms, and a subset keeps the one
+    that describes a kept platform."""
+    text = (
+        layouts(fixtures_dir)
+        + """\
+replications:
+  - source: fixtures/regclient-testrepo
+    targets: [out/all]
+    tags: [v1]
+  - source: fixtures/regclient-testrepo
+    targets: [out/amd64]
+    tags: [v1]
+    platforms: [linux/amd64]
+"""
+    )
+
+    plan = plan_text(tmp_path, text, apply=True)
+
+    every, subset = (
+        next(a for a in plan.actions if str(a.target) == name)
+        for name in ("out/all:v1", "out/amd64:v1")
+    )
+    assert every.content is not None and subset.content is not None
+    assert every.content.platforms == ["linux/amd64", "linux/arm64"]
+    assert every.content.attestations == 2
+    assert subset.content.platforms == ["linux/amd64"]
+    assert subset.content.attestations == 1
+    built = tmp_path / "out" / "amd64"
+    index = json.loads(
+        (built / "blobs" / "sha256" / subset.content.digest.split(":")[1]).read_bytes()
+    )
+    assert [m["digest"][7:19] for m in index["manifests"]] == ["1effc9d48232", "43089316cfee"]
+
+
 def test_a_pinned_tag_gets_the_pinned_digest_wherever_the_source_tag_points(
     tmp_path: Path, fixtures_dir: Path
 ) -> None:

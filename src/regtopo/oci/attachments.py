@@ -5,8 +5,8 @@ Three ways content attaches to a subject:
   - a manifest whose `subject` names it, listed by the referrers API or the fallback tag
     `sha256-<hex>` (distribution-spec "Listing Referrers", "Referrers Tag Schema");
   - cosign's legacy tags `sha256-<hex>.sig`, `.att` and `.sbom` in the subject's repository;
-  - BuildKit attestation manifests inside the image's index (annotation
-    `vnd.docker.reference.type: attestation-manifest`), which travel with the index anyway.
+  - build attestations inside the image's index (annotation `vnd.docker.reference.type`,
+    BuildKit's `attestation-manifest` among others), which travel with the index anyway.
 """
 
 from __future__ import annotations
@@ -146,10 +146,21 @@ def classify_manifest(manifest: Manifest) -> ReferrerKind:
 
 
 def index_attachment_kind(child: Descriptor) -> ReferrerKind | None:
-    """An index entry BuildKit attached to a platform image, or None for a runnable child (C01)."""
-    if child.annotations.get(DOCKER_REFERENCE_TYPE) == DOCKER_ATTESTATION:
+    """An index entry a build attached to a platform image, or None for a runnable child (C01).
+
+    BuildKit writes `attestation-manifest`; other builders (buildx's older releases, regclient's
+    test data) other values, such as `builder`. Whatever the type, an entry that says which entry
+    it describes is about that image, not an image of its own.
+    """
+    kind = child.annotations.get(DOCKER_REFERENCE_TYPE)
+    if kind == DOCKER_ATTESTATION or (kind and child.annotations.get(DOCKER_REFERENCE_DIGEST)):
         return "attestation"
     return None
+
+
+def described_digest(child: Descriptor) -> str | None:
+    """The digest of the index entry a build attachment describes, when it names one."""
+    return child.annotations.get(DOCKER_REFERENCE_DIGEST)
 
 
 Selection = Literal["all", "none"] | list[str]

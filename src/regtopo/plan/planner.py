@@ -18,7 +18,12 @@ from typing import Any
 
 from regtopo.errors import RegtopoError
 from regtopo.oci import mediatype as mt
-from regtopo.oci.attachments import Selection, is_attachment_tag
+from regtopo.oci.attachments import (
+    Selection,
+    described_digest,
+    index_attachment_kind,
+    is_attachment_tag,
+)
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
@@ -39,7 +44,6 @@ from regtopo.topology.selectors import select_tags
 log = logging.getLogger(__name__)
 
 PLAN_WORKERS = 16
-ATTESTATION_KEY = "vnd.docker.reference.type"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 
@@ -58,15 +62,9 @@ class PlannedTag:
 
 def summarise(manifest: Manifest) -> Content:
     children = manifest.children
-    attestations = sum(
-        1
-        for c in children
-        if c.annotations.get("vnd.docker.reference.type") == "attestation-manifest"
-    )
+    attestations = sum(1 for c in children if index_attachment_kind(c) is not None)
     platforms = [
-        str(c.platform)
-        for c in children
-        if c.platform and c.annotations.get("vnd.docker.reference.type") != "attestation-manifest"
+        str(c.platform) for c in children if c.platform and index_attachment_kind(c) is None
     ]
     kind: str = manifest.kind
     if kind == "image" and manifest.artifact_type:
@@ -585,7 +583,7 @@ class Planner:
             platforms = {
                 str(c.digest): str(c.platform)
                 for c in manifest.children
-                if c.platform and c.annotations.get(ATTESTATION_KEY) != "attestation-manifest"
+                if c.platform and index_attachment_kind(c) is None
             }
             kept_digests = {d for d, p in platforms.items() if p in wanted}
             if set(platforms) <= kept_digests:
@@ -597,10 +595,9 @@ class Planner:
                 )
             kept = []
             for entry, child in zip(entries, manifest.children, strict=True):
-                described = child.annotations.get("vnd.docker.reference.digest")
                 if str(child.digest) in kept_digests or (
-                    child.annotations.get(ATTESTATION_KEY) == "attestation-manifest"
-                    and described in kept_digests
+                    index_attachment_kind(child) is not None
+                    and described_digest(child) in kept_digests
                 ):
                     kept.append(entry)
             document = {**manifest.document, "manifests": kept}

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from regtopo.oci import mediatype as mt
 from regtopo.oci.attachments import (
     COSIGN_SUFFIXES,
-    DOCKER_REFERENCE_DIGEST,
     Selection,
     classify,
     classify_manifest,
+    described_digest,
     explicit_artifact_types,
     index_attachment_kind,
     is_attachment_tag,
@@ -86,7 +86,7 @@ class ReferrerPlanner:
         for child in root.children:
             kind = index_attachment_kind(child)
             if kind is not None:
-                described = child.annotations.get(DOCKER_REFERENCE_DIGEST) or str(root.digest)
+                described = described_digest(child) or str(root.digest)
                 found.append(
                     ReferrerRef(
                         subject=described,

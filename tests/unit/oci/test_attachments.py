@@ -112,7 +112,7 @@ def test_a_manifest_is_classified_by_its_own_fields() -> None:
     assert classify_manifest(sbom) == "sbom"
 
 
-def test_c01_only_attestation_manifest_entries_of_an_index_are_attestations() -> None:
+def test_c01_entries_that_describe_another_entry_are_attestations() -> None:
     attestation = Descriptor.from_json(
         {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -132,7 +132,20 @@ def test_c01_only_attestation_manifest_entries_of_an_index_are_attestations() ->
         }
     )
 
+    builder = Descriptor.from_json(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": str(SUBJECT),
+            "size": 394,
+            "annotations": {
+                "vnd.docker.reference.type": "builder",
+                "vnd.docker.reference.digest": str(SUBJECT),
+            },
+        }
+    )
+
     assert index_attachment_kind(attestation) == "attestation"
+    assert index_attachment_kind(builder) == "attestation"
     assert index_attachment_kind(platform) is None
 
 
