@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from regtopo.apply.executor import ActionResult, ApplyReport, Executor
+from regtopo.cli.logs import VerboseOption
 from regtopo.cli.plan import ShardOption, TargetOption, check_targets, make_plan
 from regtopo.plan.actions import (
     ActionKind,
@@ -133,6 +134,7 @@ def register(app: typer.Typer) -> None:
                 help="perform the plan's deletions too (a saved plan file implies consent)",
             ),
         ] = False,
+        verbose: VerboseOption = 0,
     ) -> None:
         """Apply a saved plan exactly, or plan a topology, show it, and apply once approved."""
         saved = looks_like_plan(topology)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from regtopo.cli.logs import VerboseOption
 from regtopo.cli.plan import (
     EXIT_CHANGES,
     FormatOption,
@@ -40,6 +41,7 @@ def register(app: typer.Typer) -> None:
                 "--fail-on-unmanaged", help="exit 2 on unmanaged tags too, not only on drift"
             ),
         ] = False,
+        verbose: VerboseOption = 0,
     ) -> None:
         """Compare the registries with the topology: exit 2 on drift, 0 when in sync."""
         plan, session, loaded = make_plan(topology, target, shard)

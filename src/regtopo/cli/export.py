@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from regtopo.cli.logs import VerboseOption
 from regtopo.cli.validate import TopologyArg
 from regtopo.render.kyverno import dump_yaml, kyverno_policy
 from regtopo.render.retention_export import PROVIDERS, export_retention
@@ -38,6 +39,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[
             str, typer.Option("--name", help="the ClusterPolicy's name")
         ] = "regtopo-signing",
+        verbose: VerboseOption = 0,
     ) -> None:
         """A Kyverno verifyImages ClusterPolicy for the target registries."""
         loaded = load(topology)
@@ -61,6 +63,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--registry", help="whose rules (needed when rules cover several)"),
         ] = None,
+        verbose: VerboseOption = 0,
     ) -> None:
         """The retention rules as the product's native policy; never deletes more than regtopo."""
         loaded = load(topology)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from regtopo.cli.logs import VerboseOption
 from regtopo.cli.validate import TopologyArg
 from regtopo.render.graph import dot, mermaid
 from regtopo.topology.loader import load
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
         format: Annotated[
             GraphFormat, typer.Option("--format", "-f", help="mermaid or dot (Graphviz)")
         ] = GraphFormat.MERMAID,
+        verbose: VerboseOption = 0,
     ) -> None:
         """Draw the topology as Mermaid or Graphviz text; touches no registry."""
         loaded = load(topology)

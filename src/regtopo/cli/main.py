@@ -7,8 +7,6 @@ traceback), 130 interrupted.
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from regtopo import __version__
+from regtopo.cli.logs import configure_logging
 from regtopo.errors import RegtopoError
 
 app = typer.Typer(
@@ -31,26 +30,8 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def configure_logging(verbose: int) -> None:
-    """Logs go to stderr; stdout carries the plan. `-v` is INFO, `-vv` adds HTTP detail."""
-    level_name = os.environ.get("REGTOPO_LOG_LEVEL")
-    level = logging.WARNING
-    if verbose == 1:
-        level = logging.INFO
-    elif verbose >= 2:
-        level = logging.DEBUG
-    if level_name:
-        level = logging.getLevelName(level_name.upper())
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    package = logging.getLogger("regtopo")
-    package.handlers[:] = [handler]
-    package.setLevel(level)
-    package.propagate = False
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 3 else logging.WARNING)
-    # stamina announces every scheduled retry; the final error says what failed, so its notes
-    # are detail for -vv.
-    logging.getLogger("stamina").setLevel(logging.INFO if verbose >= 2 else logging.ERROR)
+#: set once a command's body starts: an exit before that is the parser's, a usage error
+_command_started = False
 
 
 def handle_errors(command: F) -> F:
@@ -58,6 +39,8 @@ def handle_errors(command: F) -> F:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _command_started
+        _command_started = True
         try:
             return command(*args, **kwargs)
         except RegtopoError as err:
@@ -88,13 +71,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="more logs on stderr (-vv: HTTP)")
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="more logs on stderr (-vv: every HTTP request)"
+        ),
     ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
     ] = False,
 ) -> None:
-    configure_logging(verbose)
+    configure_logging(verbose, root=True)
 
 
 def _register() -> None:
@@ -108,4 +94,13 @@ _register()
 
 
 def main() -> None:
-    app()
+    """The console script. Click ends a usage error with 2, which `--detailed-exitcode` and
+    `drift` mean as changes; a CI job must not read a mistyped flag as drift, so it is 1."""
+    global _command_started
+    _command_started = False
+    try:
+        app()
+    except SystemExit as exit:
+        if exit.code == 2 and not _command_started:
+            sys.exit(1)
+        raise

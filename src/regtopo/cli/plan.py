@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from regtopo.cli.logs import VerboseOption
 from regtopo.cli.validate import TopologyArg
 from regtopo.errors import RegtopoError
 from regtopo.plan.actions import Plan, Shard, TopologySource, topology_digest
@@ -112,6 +113,7 @@ def register(app: typer.Typer) -> None:
                 "--detailed-exitcode", help="exit 2 when changes are planned, 0 when none"
             ),
         ] = False,
+        verbose: VerboseOption = 0,
     ) -> None:
         """Read live state and print what apply would change."""
         result, session, _ = make_plan(topology, target, shard)

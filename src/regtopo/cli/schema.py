@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from regtopo import __version__
+from regtopo.cli.logs import VerboseOption
 from regtopo.topology.models import Topology
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -55,6 +56,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handle_errors
-    def schema() -> None:
+    def schema(
+        verbose: VerboseOption = 0,
+    ) -> None:
         """Print the JSON Schema of the topology file (for yaml-language-server and editors)."""
         typer.echo(json.dumps(topology_schema(), indent=2))

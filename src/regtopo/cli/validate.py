@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from regtopo.cli.logs import VerboseOption
 from regtopo.topology.loader import load
 
 TopologyArg = Annotated[Path, typer.Argument(help="the topology YAML file", show_default=False)]
@@ -17,7 +18,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handle_errors
-    def validate(topology: TopologyArg) -> None:
+    def validate(
+        topology: TopologyArg,
+        verbose: VerboseOption = 0,
+    ) -> None:
         """Check a topology file: every error at once, with file, line and column."""
         loaded = load(topology)
         count = len(loaded.topology.replications)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from regtopo.cli.logs import VerboseOption
 from regtopo.cli.validate import TopologyArg
 from regtopo.errors import RegtopoError
 from regtopo.plan.session import Session
@@ -24,6 +25,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--registry", help="audit this registry (its sources and targets)"),
         ] = None,
+        verbose: VerboseOption = 0,
     ) -> None:
         """Check what the targets hold against the signing policies; exit 1 on a failure."""
         loaded = load(topology)

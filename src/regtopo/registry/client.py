@@ -259,8 +259,16 @@ class RegistryClient:
             params=httpx.QueryParams(tuple(params)) if params else None,
             content=content,
         )
-        log.debug("%s %s", method, redact_url(request.url))
-        return self.http.send(request, stream=stream)
+        started = time.monotonic()
+        response = self.http.send(request, stream=stream)
+        log.debug(
+            "%s %s %d (%.0f ms)",
+            method,
+            redact_url(request.url),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
 
     def remember_absent(self, repository: str, err: RegistryError) -> RepositoryNotFoundError:
         """Record that `repository` does not exist here; the error every later push gets."""
