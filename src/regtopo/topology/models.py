@@ -115,6 +115,13 @@ class RegistrySpec(Model):
             return value
         bare = value.removeprefix("https://").removeprefix("http://").rstrip("/")
         if not (_HOST.fullmatch(bare) or _HOST_V6.fullmatch(bare)):
+            if "@" in bare.split("/")[0]:
+                # user:password@host: the error must not repeat the password.
+                shown = value.replace(bare.split("/")[0].rsplit("@", 1)[0], "<credentials>", 1)
+                raise ValueError(
+                    f"{shown!r} is not a registry host: credentials go under `credentials:` "
+                    "(username, password: ${env:NAME}), not in the host"
+                )
             raise ValueError(
                 f"{value!r} is not a registry host; expected host[:port], optionally after "
                 "http:// or https://, without a path"

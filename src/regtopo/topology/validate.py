@@ -35,7 +35,7 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
             problem(
                 ("replications", index, "name"),
                 f"replication name {replication.name!r} is already used by replication "
-                f"{named[replication.name] + 1}; names must be unique",
+                f"{_which(None, named[replication.name])}; names must be unique",
             )
         named.setdefault(replication.name, index)
 
@@ -107,8 +107,9 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
                     other, _, written_from = writers[key]
                     problem(
                         ("replications", index, "targets", i),
-                        f"{target}:{tag} is also written by replication {other + 1} "
-                        f"from {written_from}; a target tag needs exactly one source",
+                        f"{target}:{tag} is also written by replication "
+                        f"{_which(topology.replications[other].name, other)} from "
+                        f"{written_from}; a target tag needs exactly one source",
                     )
                 writers.setdefault(key, (index, source, str(replication.source)))
 
@@ -131,11 +132,18 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
     for location, message in retention_problems(topology.retention, set(topology.registries)):
         problem(location, message)
 
-    if not problems:
-        for cycle in topology_graph.tag_cycles(topology_graph.build(topology)):
+    # In the same pass as the rest, so one run of validate reports every error. A target
+    # that equals its source is said above; its self-loop is not said again.
+    for cycle in topology_graph.tag_cycles(topology_graph.build(topology)):
+        if len(cycle) > 1:
             names = " -> ".join(f"{r}/{repo}" for r, repo in cycle + cycle[:1])
             problem(("replications",), f"replication cycle: {names}")
     return problems
+
+
+def _which(name: str | None, index: int) -> str:
+    """A replication as a reader finds it in the file: by its name, else by its position."""
+    return repr(name) if name else str(index + 1)
 
 
 def _check_signing(

@@ -176,6 +176,42 @@ replications:
     ]
 
 
+def test_cross_checks_and_a_cycle_are_reported_in_one_run_naming_named_replications(
+    tmp_path: Path,
+) -> None:
+    body = """\
+replications:
+  - {name: x, source: hub/a, targets: [local/x], tags: [latest]}
+  - {source: ghcr/a, targets: [local/x], tags: [latest]}
+  - {source: local/b, targets: [disk/b], tags: [v1]}
+  - {source: disk/b, targets: [local/b], tags: [v1]}
+  - {source: local/c, targets: [ghcr/c], tags: [v1], mode: sync}
+"""
+    assert problems(tmp_path, body) == [
+        "11:60: mode sync deletes tags at ghcr/c, and GitHub Container Registry does not "
+        "delete through the registry API; use mode mirror",
+        "8:32: local/x:latest is also written by replication 'x' from hub/a; a target tag "
+        "needs exactly one source",
+        "7:3: replication cycle: disk/b -> local/b -> disk/b",
+    ]
+
+
+def test_a_host_with_credentials_in_it_is_refused_without_repeating_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("registries:\n  a: {host: 'http://alice:Secret45@127.0.0.1:5000'}\n")
+
+    with pytest.raises(TopologyError) as caught:
+        load(path)
+
+    [problem] = caught.value.problems
+    assert "Secret45" not in problem.message and "alice" not in problem.message
+    assert problem.message.startswith(
+        "'http://<credentials>@127.0.0.1:5000' is not a registry host: credentials go under"
+    )
+
+
 def test_a_cycle_of_selectors_is_refused(tmp_path: Path) -> None:
     body = """\
 replications:
