@@ -227,7 +227,9 @@ def test_drift_counts_source_content_the_topology_names_and_the_source_lacks(
     assert plan.exit_code == 0, plan.output  # nothing to apply
     assert "  ! skipped  b/app  <- a/ap\n" in plan.stdout
     assert drift.exit_code == 2, drift.output
-    assert "Drift: 2 sources the topology names are missing." in drift.stdout
+    assert "Drift: 2 sources the topology names are missing. Nothing for apply to do:" in (
+        drift.stdout
+    )
     assert markdown.stdout.startswith("### regtopo drift: drift, 2 missing at the source")
     assert sorted((a["replication"], a["source_missing"], a["reason"]) for a in actions) == [
         ("gone", True, "the source tag does not exist"),

@@ -594,7 +594,7 @@ replications:
 
     assert actions["first"].kind is ActionKind.BLOCKED
     assert actions["second"].kind is ActionKind.SKIPPED
-    assert actions["second"].reason == "the source tag does not exist"
+    assert actions["second"].reason == "the source repository does not exist"
     text = render_plan(plan)
     assert "  x blocked  mirror/app:unsigned  <- origin/app:unsigned" in text
     assert "policy 'release' not satisfied: unsigned: no cosign signature found" in text

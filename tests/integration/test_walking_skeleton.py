@@ -153,15 +153,23 @@ def test_a_missing_source_tag_is_skipped_with_its_reason(
     registry: Registry, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     target = make_registry()
+    push_random_image(registry, "app", "v1", layers=[16])
     topology = write_topology(
         tmp_path / "topology.yaml",
         {"source": registry_entry(registry), "target": registry_entry(target)},
-        [{"source": "source/app", "targets": ["target/app"], "tags": ["nope"]}],
+        [
+            {"source": "source/app", "targets": ["target/app"], "tags": ["nope"]},
+            {"source": "source/typo", "targets": ["target/typo"], "tags": ["v1", "v2"]},
+        ],
     )
     result = run("plan", str(topology))
     assert result.exit_code == 0
-    assert "! skipped  target/app:nope" in result.stdout
-    assert "the source tag does not exist" in result.stdout
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "the source tag does not exist; by source/app (tags: nope)" in lines
+    # A repository that is not there is said as such, and asked about once.
+    assert "the source repository does not exist; by source/typo (tags: v1)" in lines
+    assert "the source repository does not exist; by source/typo (tags: v2)" in lines
+    assert registry.count_requests("GET", r"/v2/typo/tags/list.*") == 1
 
 
 def test_an_unreachable_registry_is_one_line_naming_it(tmp_path: Path, registry: Registry) -> None:

@@ -336,15 +336,13 @@ class Planner:
         else:
             head = source.head_manifest(source_ref.tag)
             if head is None:
-                pinned = ":" in source_ref.tag
-                return Action(
-                    kind=ActionKind.SKIPPED,
-                    reason="the pinned digest is not in the source repository"
-                    if pinned
-                    else "the source tag does not exist",
-                    source_missing=True,
-                    **base,
-                )
+                if not self.session.once(("exists", str(source)), lambda: _exists(source)):
+                    reason = "the source repository does not exist"
+                elif ":" in source_ref.tag:
+                    reason = "the pinned digest is not in the source repository"
+                else:
+                    reason = "the source tag does not exist"
+                return Action(kind=ActionKind.SKIPPED, reason=reason, source_missing=True, **base)
             digest, origin, hop = head.digest, source, 0
 
         # The target first: a tag already at the digest, with all platforms and no referrers
@@ -702,3 +700,12 @@ def needed_for(
             needed.add(index)
             wanted.add((replication.source.registry, replication.source.repository))
     return [(index, replication) for index, replication in ordered if index in needed]
+
+
+def _exists(repository: Repository) -> bool:
+    """Whether a repository is there; a registry that will not say (Docker Hub answers 401
+    for what it does not show) counts as yes, and the tag's own absence is reported."""
+    try:
+        return repository.exists()
+    except RegtopoError:
+        return True

@@ -202,6 +202,9 @@ class LayoutRepository(Repository):
 
     # tags and referrers
 
+    def exists(self) -> bool:
+        return (self.root / "index.json").is_file()
+
     def list_tags(self) -> list[str]:
         tags = {
             str((e.get("annotations") or {}).get(REF_NAME))

@@ -70,6 +70,10 @@ class Repository(ABC):
         """
 
     @abstractmethod
+    def exists(self) -> bool:
+        """Whether the repository is there at all (a registry's `NAME_UNKNOWN` says not)."""
+
+    @abstractmethod
     def list_tags(self) -> list[str]:
         """Every valid tag, sorted. Entries that break the tag grammar are skipped."""
 

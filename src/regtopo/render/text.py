@@ -194,12 +194,13 @@ def sorted_actions(actions: list[Action]) -> list[Action]:
     return sorted(actions, key=lambda a: (a.hop, ORDER[a.kind], str(a.target)))
 
 
-def summary_line(plan: Plan) -> str:
+def summary_line(plan: Plan, *, nothing: str = "No changes.") -> str:
+    """The plan's totals. `nothing` opens the line when apply has nothing to do."""
     summary = plan.summary()
     blocked = f", {summary['blocked']} blocked" if summary["blocked"] else ""
     if not plan.changes:
         skipped = f", {summary['skipped']} skipped" if summary["skipped"] else ""
-        return f"No changes. {summary['in_sync']} in sync{skipped}{blocked}."
+        return f"{nothing} {summary['in_sync']} in sync{skipped}{blocked}."
     referrers = ""
     if summary["copy_referrers"]:
         referrers += f"{summary['copy_referrers']} to complete with referrers, "
@@ -275,7 +276,10 @@ def drift_text(report: DriftReport) -> Text:
         text.append("No drift in what the topology manages. ", style="bold")
     else:
         text.append("No drift. ", style="bold")
-    text.append(summary_line(plan))
+    # After "Drift: ...", "No changes." would read as a contradiction: it means apply's part.
+    text.append(
+        summary_line(plan, nothing="Nothing for apply to do:" if report.drifted else "No changes.")
+    )
     if report.unmanaged:
         text.append(f" {len(report.unmanaged)} unmanaged.")
     return text
