@@ -150,6 +150,28 @@ def test_a_saved_plan_is_refused_whole_when_its_topology_changed(
     assert target.count_requests("PUT") == 0
 
 
+def test_a_saved_plan_applied_from_another_directory_says_where_its_topology_is_read(
+    registry: Registry,
+    make_registry: MakeRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = make_registry()
+    push_random_image(registry, "app", "v1", layers=[1000])
+    two_registries(tmp_path, registry, target, ["v1"])
+    monkeypatch.chdir(tmp_path)
+    assert run("plan", "-o", "plan.json", "topology.yaml").exit_code == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+
+    result = run("apply", "../plan.json")
+
+    assert result.exit_code == 1
+    assert "its topology topology.yaml is not in" in result.stderr
+    assert "run apply from the directory plan ran in" in result.stderr
+    assert target.count_requests("PUT") == 0
+
+
 def test_plan_detailed_exitcode_and_formats(
     registry: Registry, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:

@@ -41,6 +41,12 @@ def open_plan_file(path: Path, only: list[str] | None, shard: str | None) -> tup
     if source is None:
         raise PlanFileError(f"applying plan {path}: it does not record its topology's hash")
     topology = Path(source.path)
+    if not topology.is_absolute() and not topology.is_file():
+        raise PlanFileError(
+            f"applying plan {path}: its topology {topology} is not in {Path.cwd()}",
+            hint="a plan names its topology as `plan` was given it: run apply from the "
+            "directory plan ran in, or plan with an absolute topology path",
+        )
     now = topology_digest(topology)
     if now != source.sha256:
         raise PlanFileError(
