@@ -283,11 +283,21 @@ def test_target_plans_the_upstream_hop_it_reads_but_not_unrelated_replications(
     plan = json.loads(result.stdout)
     assert plan["targets"] == ["promote"]
     [action] = plan["actions"]
-    assert (action["replication"], action["kind"], action["hop"]) == ("promote", "copy", 1)
-    assert action["target_digest_after"] == digest
+    # Its source b/app:v1 is what `seed` would write: not there until seed is applied.
+    assert (action["replication"], action["kind"], action["hop"]) == ("promote", "skipped", 1)
+    assert action["reason"] == (
+        "its source is written by replication 'seed', which this run does not apply: "
+        "add --target seed, or apply it first"
+    )
     read_at_a = [e.path for e in a.access_log()[before:]]
     assert read_at_a and all(path.startswith("/v2/app/") for path in read_at_a), read_at_a
     assert c.count_requests(None, r"/v2/unrelated/.*") == 0
+
+    # Once seed has been applied, promote alone plans and applies the copy.
+    assert run("apply", "--auto-approve", "--target", "seed", str(topology)).exit_code == 0
+    applied = run("apply", "--auto-approve", "--target", "promote", str(topology))
+    assert applied.exit_code == 0, applied.output
+    assert tag_digest(c, "app", "v1") == digest
 
 
 def test_an_unknown_target_is_refused_with_the_known_names(

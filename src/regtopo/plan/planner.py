@@ -132,6 +132,7 @@ class Planner:
         # planned (upstream hops of a `--target` run included): retention deletes none of it.
         reads: dict[tuple[str, str, str], str] = {}
         writes: dict[tuple[str, str, str], str] = {}
+        unselected_changes: dict[tuple[str, str, str], str] = {}
         planned_replications: set[str] = set()
 
         # Replications of one hop are independent of each other; hops run in order, so a
@@ -158,7 +159,9 @@ class Planner:
                     target = (action.target.registry, action.target.repository, action.target.tag)
                     writes.setdefault(target, action.replication)
                 if only is None or action.replication in only:
-                    plan.actions.append(action)
+                    plan.actions.append(_waiting(action, unselected_changes))
+                elif action.is_change and action.target.tag:
+                    unselected_changes[target] = action.replication
             planned_replications.update(replication.label for _, replication in group)
 
         # Retention and sync deletions come last: they must see everything the plan reads or
@@ -709,3 +712,21 @@ def _exists(repository: Repository) -> bool:
         return repository.exists()
     except RegtopoError:
         return True
+
+
+def _waiting(action: Action, unselected_changes: dict[tuple[str, str, str], str]) -> Action:
+    """A change whose source tag an unselected replication has yet to write (`--target`) is
+    skipped: its source is not there until that replication is applied."""
+    if not action.is_change or action.source is None:
+        return action
+    key = (action.source.registry, action.source.repository, action.source.tag)
+    upstream = unselected_changes.get(key)
+    if upstream is None:
+        return action
+    return action.model_copy(
+        update={
+            "kind": ActionKind.SKIPPED,
+            "reason": f"its source is written by replication {upstream!r}, which this run "
+            f"does not apply: add --target {upstream}, or apply it first",
+        }
+    )
