@@ -48,6 +48,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.tls import TLSFiles
+
 __all__ = [
     "DEFAULT_ISSUER",
     "DEFAULT_SERVICE",
@@ -408,6 +410,7 @@ class Registry:
         password: str | None = None,
         issuer: TokenIssuer | None = None,
         extra_config: Mapping[str, Any] | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
         if auth not in ("none", "basic", "token"):
             raise ValueError(f"unknown auth mode {auth!r}")
@@ -418,6 +421,8 @@ class Registry:
             )
         self.auth: AuthMode = auth
         self.delete_enabled = delete_enabled
+        # With TLS the registry requires a client certificate signed by the test CA.
+        self.tls = tls
         self._own_workdir = workdir is None
         self.workdir = (
             Path(tempfile.mkdtemp(prefix="regtopo-registry-")) if workdir is None else workdir
@@ -507,6 +512,12 @@ class Registry:
         }
         if auth_config:
             config["auth"] = auth_config
+        if self.tls is not None:
+            config["http"]["tls"] = {
+                "certificate": str(self.tls.server_cert),
+                "key": str(self.tls.server_key),
+                "clientcas": [str(self.tls.ca)],
+            }
         return _deep_merge(config, extra)
 
     def _launch(self, binary: str) -> None:
@@ -532,7 +543,8 @@ class Registry:
         """True once ``GET /v2/`` answers 200/401; False if the port was taken (retry)."""
         assert self._proc is not None
         deadline = time.monotonic() + self.START_TIMEOUT
-        with httpx.Client(timeout=1.0) as client:
+        verify: Any = self.tls.client_context() if self.tls else True
+        with httpx.Client(timeout=1.0, verify=verify) as client:
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:
                     tail = self.log_tail()
@@ -563,8 +575,8 @@ class Registry:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``, the base URL for the Distribution API."""
-        return f"http://{self.host}"
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS), the Distribution API's base."""
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def credentials(self) -> tuple[str, str] | None:

@@ -10,13 +10,14 @@ redirect leaves the registry's origin (storage redirects carry their own signed 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
 
+import certifi
 import httpx
 
 from regtopo import __version__
@@ -56,6 +57,18 @@ class TLSSettings:
     client_key: str | None = None
 
 
+def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
+    """One context for every TLS setting, so that a CA bundle and a client certificate
+    apply together (httpx ignores its separate `cert` once `verify` is a path or context)."""
+    context = ssl.create_default_context(cafile=tls.ca_bundle or certifi.where())
+    if tls.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.client_cert:
+        context.load_cert_chain(tls.client_cert, tls.client_key)
+    return context
+
+
 class RegistryClient:
     """HTTP access to one registry: a pooled connection, its auth state, its limits."""
 
@@ -78,15 +91,16 @@ class RegistryClient:
         self.host = canonical_host(host)
         self.base_url = f"{scheme}://{api_host(self.host)}"
         self._origin = _origin(httpx.URL(self.base_url))
-        tls = tls or TLSSettings()
-        verify: Any = False if tls.insecure else (tls.ca_bundle or True)
-        cert: Any = None
-        if tls.client_cert:
-            cert = (tls.client_cert, tls.client_key) if tls.client_key else tls.client_cert
+        try:
+            context = ssl_context(tls or TLSSettings())
+        except OSError as err:  # ssl.SSLError is an OSError
+            raise RegistryError(
+                f"registry {name!r}: reading its TLS settings: {err}",
+                hint="check the files named by ca_bundle, client_cert and client_key",
+            ) from err
         self.http = httpx.Client(
             follow_redirects=True,
-            verify=verify,
-            cert=cert,
+            verify=context,
             timeout=httpx.Timeout(timeout, connect=10.0),
             # The pool is the per-registry bound: requests beyond max_connections wait.
             # A copy inside one registry holds a blob's GET open while its upload needs a
