@@ -207,6 +207,28 @@ def test_wrong_credentials_are_refused_clearly_without_the_secret(
     assert "wrong-secret-123" not in result.stderr + result.stdout
 
 
+def test_a_refused_login_at_a_cloud_registry_says_how_its_credentials_are_made(
+    basic_registry: Registry, registry: Registry, tmp_path: Path
+) -> None:
+    """The profile's auth flavour gives the hint: an Artifact Registry wants an access token."""
+    topology = write_topology(
+        tmp_path / "topology.yaml",
+        {
+            "source": {
+                "host": f"http://{basic_registry.host}",
+                "provider": "gar",
+                "credentials": {"username": "oauth2accesstoken", "password": "expired-token"},
+            },
+            "target": registry_entry(registry),
+        },
+        [{"source": "source/p/r/app", "targets": ["target/app"], "tags": ["v1"]}],
+    )
+    result = run("plan", str(topology))
+    assert result.exit_code == 1
+    assert "hint: Artifact Registry takes a Google access token" in result.stderr
+    assert "expired-token" not in result.stderr
+
+
 def _tag_alias(registry: Registry, repository: str, digest: str, tag: str) -> None:
     import httpx
 

@@ -12,7 +12,7 @@ from regtopo.errors import RegtopoError
 from regtopo.oci.reference import canonical_repository
 from regtopo.providers import creates_on_push, repository_creator
 from regtopo.registry.auth import Credentials
-from regtopo.registry.client import RegistryClient, RemoteRepository, TLSSettings
+from regtopo.registry.client import ProductHints, RegistryClient, RemoteRepository, TLSSettings
 from regtopo.registry.credentials import lookup
 from regtopo.registry.layout import LayoutRepository, list_layout_repositories
 from regtopo.registry.store import Repository
@@ -122,6 +122,7 @@ class Session:
             tls=settings,
             max_connections=spec.max_connections,
             requests_per_second=spec.requests_per_second,
+            product=_hints(spec),
         )
 
     def repository_absent(self, registry: str, name: str) -> bool:
@@ -162,3 +163,14 @@ class Session:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _hints(spec: RegistrySpec) -> ProductHints:
+    profile = spec.profile
+    if profile is None:
+        return ProductHints()
+    return ProductHints(
+        title=profile.title,
+        credentials=profile.credentials_hint,
+        limits=profile.limits.rate or None,
+    )

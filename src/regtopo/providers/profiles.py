@@ -4,7 +4,9 @@ The profiles ship inside the package (`regtopo/providers/profiles/*.yaml`; the r
 top-level `providers/` links there). A registry's provider is inferred from its host by the
 profiles' `host_patterns` (shell-style globs, first specific match wins) and may be set in the
 topology. The topology checks use the capabilities, for example to refuse listing the
-repositories of a registry that serves no catalog.
+repositories of a registry that serves no catalog; errors use the auth flavour (how to make
+the product's credentials) and the limits (its known request quotas). Whether a registry
+serves the referrers API is probed at run time, not read from here: versions differ.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ class Capabilities(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     catalog: bool = Field(description="serves GET /v2/_catalog to list repositories")
-    referrers_api: bool | None = Field(description="serves the referrers API (None: unknown)")
     delete: bool | None = Field(description="deletes manifests through the API (None: unknown)")
     auto_create_repositories: bool = Field(description="a push creates a missing repository")
     max_repository_depth: int | None = Field(
@@ -43,7 +44,7 @@ class Capabilities(BaseModel):
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    notes: str = ""
+    rate: str = Field("", description="the product's known request limits, said when rate limited")
 
 
 class Profile(BaseModel):
@@ -57,7 +58,40 @@ class Profile(BaseModel):
     limits: Limits = Limits()
 
     def matches(self, host: str) -> bool:
-        return any(fnmatch.fnmatchcase(host, pattern) for pattern in self.host_patterns)
+        """Whether a host (with or without its port) matches one of the patterns."""
+        candidates = {host, _without_port(host)}
+        return any(
+            fnmatch.fnmatchcase(candidate, _literal_brackets(pattern))
+            for pattern in self.host_patterns
+            for candidate in candidates
+        )
+
+    @property
+    def credentials_hint(self) -> str | None:
+        """How this product's credentials are made, for a refused login; None when plain."""
+        return _CREDENTIALS_HINTS.get(self.auth)
+
+
+_CREDENTIALS_HINTS = {
+    AuthFlavour.AWS_ECR: "ECR takes a 12-hour token from ecr:GetAuthorizationToken: configure "
+    "docker-credential-ecr-login as a credHelper, or log in with `aws ecr get-login-password`",
+    AuthFlavour.GCP: "Artifact Registry takes a Google access token: configure "
+    "docker-credential-gcloud (`gcloud auth configure-docker HOST`), or use the user name "
+    "oauth2accesstoken with `gcloud auth print-access-token` as the password",
+    AuthFlavour.AZURE_AD: "ACR takes an Azure AD token: configure docker-credential-acr-env, or "
+    "`az acr login --name REGISTRY`, or a service principal's id and secret",
+}
+
+
+def _without_port(host: str) -> str:
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _literal_brackets(pattern: str) -> str:
+    # An IPv6 literal's brackets are part of the host, not a glob character class.
+    return pattern.replace("[", "[[]")
 
 
 @cache

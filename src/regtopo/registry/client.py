@@ -57,6 +57,17 @@ class TLSSettings:
     client_key: str | None = None
 
 
+@dataclass(frozen=True)
+class ProductHints:
+    """What the registry's product profile says that an error message can use."""
+
+    title: str = ""
+    #: how this product's credentials are made, for a refused login
+    credentials: str | None = None
+    #: the product's known request limits, for a rate-limited run
+    limits: str | None = None
+
+
 def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     """One context for every TLS setting, so that a CA bundle and a client certificate
     apply together (httpx ignores its separate `cert` once `verify` is a path or context)."""
@@ -86,6 +97,7 @@ class RegistryClient:
         chunk_size: int = CHUNK_SIZE,
         retry_attempts: int = ATTEMPTS,
         transport: httpx.BaseTransport | None = None,
+        product: ProductHints | None = None,
     ) -> None:
         self.name = name
         self.host = canonical_host(host)
@@ -117,6 +129,7 @@ class RegistryClient:
         # a GET whose bytes wait for an upload to this registry, that upload would never start.
         self.blob_reads = threading.BoundedSemaphore(max(1, max_connections - 1))
         self.retry_attempts = retry_attempts
+        self.product = product or ProductHints()
         self.auth = Authenticator(credentials, self.host)
         self.pacer = Pacer(requests_per_second)
         self.request_count = 0
@@ -199,11 +212,14 @@ class RegistryClient:
         try:
             return retrying(attempt, attempts=self.retry_attempts)
         except RateLimitedError as err:
+            hint = "lower max_connections for this registry, or try again later"
+            if self.product.limits:
+                hint += f" ({self.product.title}: {self.product.limits})"
             raise RateLimitedError(
                 f"{err.message}; still rate limited after {self.retry_attempts} attempts",
                 status=err.status,
                 codes=err.codes,
-                hint="lower max_connections for this registry, or try again later",
+                hint=hint,
             ) from err
         except httpx.TransportError as err:
             raise UnreachableError(
@@ -236,7 +252,8 @@ class RegistryClient:
             f"{action}: credentials{whose} refused (UNAUTHORIZED): {detail}",
             status=401,
             codes=error.codes or ("UNAUTHORIZED",),
-            hint="check the credentials for this registry (topology, docker config, auth.json)",
+            hint=self.product.credentials
+            or "check the credentials for this registry (topology, docker config, auth.json)",
         )
 
     def _send(

@@ -24,7 +24,12 @@ def test_a_profile_ships_for_every_named_product() -> None:
         ("docker.io", "dockerhub"),
         ("https://quay.io/", "quay"),
         ("http://127.0.0.1:5000", "distribution"),
+        ("[::1]:5000", "distribution"),
+        ("[::1]", "distribution"),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", "ecr"),
+        ("acme.azurecr.io:443", "acr"),
         ("registry.example.com", "generic"),
+        ("registry.example.com:8443", "generic"),
     ],
 )
 def test_provider_is_inferred_from_the_host(host: str, provider: str) -> None:
