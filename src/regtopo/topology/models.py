@@ -336,6 +336,8 @@ class TagSelector(Model):
 
     @model_validator(mode="after")
     def _coherent(self) -> TagSelector:
+        if self.order is not None and self.latest is None:
+            raise ValueError("'order' ranks tags for 'latest'; set 'latest' too")
         if not (self.names or self.include or self.exclude or self.semver or self.latest) and (
             not self.digests
         ):
@@ -343,10 +345,6 @@ class TagSelector(Model):
                 "an empty tag selector selects nothing; give names, include, exclude, semver, "
                 "latest or digests (include: ['.*'] selects every tag)"
             )
-        if self.order is not None and self.latest is None:
-            raise ValueError("'order' ranks tags for 'latest'; set 'latest' too")
-        if self.order is TagOrder.CREATED and self.semver is not None:
-            pass  # a range filters, creation time ranks: both are meaningful together
         clash = sorted(set(self.names) & set(self.digests))
         if clash:
             raise ValueError(

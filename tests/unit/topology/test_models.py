@@ -122,12 +122,16 @@ replications:
   - source: hub/c
     targets: [ghcr/c]
     tags: {}
+  - source: hub/d
+    targets: [ghcr/d]
+    tags: {order: created}
 """
     assert [p.split(": ", 1)[1] for p in problems(tmp_path, body)] == [
         "tag 'latest' is named explicitly but excluded by 'lat.*'",
         "'order' ranks tags for 'latest'; set 'latest' too",
         "an empty tag selector selects nothing; give names, include, exclude, semver, "
         "latest or digests (include: ['.*'] selects every tag)",
+        "'order' ranks tags for 'latest'; set 'latest' too",
     ]
 
 
