@@ -218,3 +218,28 @@ def test_markdown_shows_warnings_and_blocked_tags_a_reviewer_must_see() -> None:
     assert "<br>**warning:** the target gets a new index |" in markdown
     assert markdown.startswith("### regtopo plan: 1 to copy, 0 to retag, 2.5 MB to send, 1 blocked")
     assert "| `b/app:v4` | `a/app:v4` | release | unsigned |" in markdown
+
+
+def test_a_long_markdown_plan_fits_a_pull_request_comment_and_says_what_it_left_out() -> None:
+    """GitHub refuses a comment over 65,536 characters: in-sync rows go first, then the longest
+    table is halved; the headline and totals stay whole, and each table counts what it left."""
+    actions = [
+        action(ActionKind.COPY, f"a/app{i}:v1", f"b/app{i}:v1", before=DIGEST_B) for i in range(600)
+    ] + [
+        action(ActionKind.IN_SYNC, f"a/app{i}:v2", f"b/app{i}:v2", before=DIGEST_A)
+        for i in range(900)
+    ]
+    plan = Plan(topology="topology.yaml", actions=actions)
+
+    whole = render_plan_markdown(plan, max_chars=10**9)
+    fitted = render_plan_markdown(plan)
+
+    assert len(whole) > 65_536
+    assert len(fitted) <= 60_000
+    assert fitted.startswith("### regtopo plan: 600 to copy, 0 to retag")
+    assert "| 600 | 0 | 0 | 0 | 0 | 900 | 0 |" in fitted
+    assert "900 in sync (not listed, to fit a comment)." in fitted
+    shown = fitted.count("| copy | `b/app")
+    assert 0 < shown < 600
+    assert f"…and {600 - shown} more changes, left out to fit a comment" in fitted
+    assert render_plan_markdown(sample_plan()) == render_plan_markdown(sample_plan(), 10**9)

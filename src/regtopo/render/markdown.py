@@ -7,6 +7,7 @@ wording is a change of template, not of code.
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -62,13 +63,41 @@ def _groups(plan: Plan) -> dict[str, object]:
     }
 
 
-def render_plan_markdown(plan: Plan) -> str:
-    return environment().get_template("plan.md.j2").render(**_groups(plan))
+#: GitHub refuses a comment over 65,536 characters; room is left for a CI job's own words.
+MAX_CHARS = 60_000
+
+#: the tables a long document shortens
+_SHORTENED = ("in_sync", "unmanaged", "skipped", "blocked", "changes")
 
 
-def render_drift_markdown(report: DriftReport) -> str:
-    return (
-        environment()
-        .get_template("drift.md.j2")
-        .render(report=report, unmanaged=report.unmanaged, **_groups(report.plan))
-    )
+def render_plan_markdown(plan: Plan, max_chars: int = MAX_CHARS) -> str:
+    return _fitted("plan.md.j2", _groups(plan), max_chars)
+
+
+def render_drift_markdown(report: DriftReport, max_chars: int = MAX_CHARS) -> str:
+    groups = {**_groups(report.plan), "report": report, "unmanaged": report.unmanaged}
+    groups["missing"] = sum(1 for a in report.plan.actions if a.source_missing)
+    return _fitted("drift.md.j2", groups, max_chars)
+
+
+def _fitted(template: str, groups: dict[str, object], max_chars: int) -> str:
+    """The document, within `max_chars` when it can be: rows are left out of the longest
+    tables first (in-sync rows before any change), and each table says how many it left out.
+    The totals always stay whole; the full plan is the plan file."""
+    page = environment().get_template(template)
+    shown: dict[str, list[object]] = {
+        name: list(cast(list[object], groups[name])) for name in _SHORTENED if name in groups
+    }
+    omitted = dict.fromkeys(shown, 0)
+    text = page.render(**groups, omitted=omitted)
+    while len(text) > max_chars and any(shown.values()):
+        # In-sync rows go first and whole; then the longest table is halved, and again.
+        if shown.get("in_sync"):
+            name, keep = "in_sync", 0
+        else:
+            name = max(shown, key=lambda n: len(shown[n]))
+            keep = len(shown[name]) // 2
+        omitted[name] += len(shown[name]) - keep
+        shown[name] = shown[name][:keep]
+        text = page.render(**{**groups, **shown}, omitted=omitted)
+    return text
