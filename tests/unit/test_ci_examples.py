@@ -35,6 +35,10 @@ def strings(node: Any) -> Iterator[str]:
             yield from strings(key)
             yield from strings(value)
     elif isinstance(node, list):
+        if node and all(isinstance(item, str) for item in node) and node[0] == "regtopo":
+            # An exec-form command (`command: ["regtopo", ...]`): one command line.
+            yield shlex.join(node)
+            return
         for item in node:
             yield from strings(item)
 
@@ -151,3 +155,11 @@ def test_the_kubernetes_example_topology_is_valid(tmp_path: Path) -> None:
     loaded = load(topology)
 
     assert [r.label for r in loaded.topology.replications] == ["base-images"]
+
+
+def test_examples_install_regtopo_from_what_the_user_builds_not_an_unpublished_name() -> None:
+    """regtopo is not on PyPI: `pip install regtopo` would fail, or install someone else's."""
+    for path in sorted(EXAMPLES.glob("*.y*ml")):
+        text = path.read_text()
+        assert "install regtopo" not in text and "--user regtopo" not in text, path.name
+        assert ("$REGTOPO_PACKAGE" in text) or ("image: registry.example.com/tools/regtopo" in text)
