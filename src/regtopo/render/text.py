@@ -125,7 +125,9 @@ def render_referrers(action: Action) -> list[str]:
     lines = []
     for ref in action.referrers:
         where = f"tag {ref.tag}" if ref.tag else ref.via
-        kind = ref.artifact_type or ref.media_type
+        # The artifact type where the source says one; a media type is not one, so it is
+        # named as what it is.
+        kind = ref.artifact_type or f"{ref.media_type}, no artifactType listed"
         lines.append(
             f"      ↳ {ref.kind} {short(ref.digest)} of {short(ref.subject)} ({kind}; {where})"
         )
