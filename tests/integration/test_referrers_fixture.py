@@ -229,3 +229,39 @@ def test_a_later_hop_expects_only_what_the_earlier_hops_selections_let_through(
     assert fallback_digests(a, v2) == {sbom}
     assert fallback_digests(b, v2) == {sbom}
     assert "No changes. 2 in sync." in run(topology, "plan")
+
+
+def test_the_bytes_a_plan_prices_for_a_tag_are_the_blob_bytes_apply_puts_at_a_fresh_target(
+    workdir: Path, make_registry: MakeRegistry
+) -> None:
+    """v2 registry to registry: its referrers' blobs travel with it, so the plan prices them
+    (they were left out: 5.2 kB planned against what apply sent). Counted on the wire."""
+    from tests.support.proxy import Proxy
+
+    a, b = make_registry(), make_registry()
+    run(write_topology(workdir, a, b, ["v2"]), "apply", "--auto-approve", "--target", "layout-to-a")
+    with Proxy(b.url) as proxy:
+        second = workdir / "second.yaml"
+        second.write_text(
+            f"""
+registries:
+  a: {{host: "http://{a.host}"}}
+  c: {{host: "{proxy.url}"}}
+replications:
+  - {{name: a-to-c, source: a/testrepo, targets: c/other, tags: [v2]}}
+"""
+        )
+        plan_file = workdir / "plan.json"
+        run(second, "plan", "-o", str(plan_file))
+        [action] = json.loads(plan_file.read_text())["actions"]
+        result = CliRunner().invoke(app, ["apply", str(plan_file)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        uploaded = sum(
+            s.body_size
+            for s in proxy.seen(path=r"/v2/other/blobs/uploads/.*")
+            if s.method in ("PUT", "PATCH")
+        )
+
+    # The tree's blobs and the five referrers' (the empty config once): each blob once.
+    assert action["bytes_to_send"] == uploaded == 5216
+    assert action["blobs_to_send"] == 12

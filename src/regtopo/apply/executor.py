@@ -87,6 +87,9 @@ class ApplyReport:
     def bytes_sent(self) -> int:
         return sum(r.stats.bytes_sent for r in self.results)
 
+    def bytes_mounted(self) -> int:
+        return sum(r.stats.bytes_mounted for r in self.results)
+
 
 class StaleActionError(RegtopoError):
     """The registry no longer looks the way the plan saw it."""

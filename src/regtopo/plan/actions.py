@@ -143,9 +143,21 @@ class Action(BaseModel):
     target_digest_before: str | None = Field(
         None, description="what the target tag pointed at when planned (null: absent)"
     )
-    bytes_to_send: int = Field(0, description="cost: blob bytes the target lacks")
+    bytes_to_send: int = Field(
+        0,
+        description="cost: blob bytes the target lacks, of the content and of the referrers "
+        "apply copies with it, each blob once: what apply uploads for this tag on its own "
+        "(bytes shared with another copy of the plan are sent once, by whichever goes first)",
+    )
     bytes_present: int = Field(0, description="cost: blob bytes the target has already")
     blobs_to_send: int = 0
+    bytes_to_mount: int = Field(
+        0,
+        description="cost: blob bytes the target lacks that apply mounts from the source "
+        "repository of the same registry (cross-repository mount): not sent, and not in "
+        "bytes_to_send; a registry refusing the mount gets them uploaded",
+    )
+    blobs_to_mount: int = 0
     manifests_to_send: int = 0
     non_distributable: list[str] = Field(
         default_factory=list, description="digests of non-distributable (foreign) layers"
@@ -262,6 +274,7 @@ class Plan(BaseModel):
             "blocked": counts.get(ActionKind.BLOCKED, 0),
             "delete": counts.get(ActionKind.DELETE, 0),
             "bytes_to_send": self.bytes_to_send(),
+            "bytes_to_mount": sum(a.bytes_to_mount for a in self.actions if a.is_change),
         }
 
     def only(self, replications: set[str]) -> Plan:

@@ -66,6 +66,8 @@ class LayoutRepository(Repository):
         self.name = name
         self.root = root / name if name not in ("", ".") else root
         self.registry_id = f"layout:{root.resolve()}"
+        # Each repository is a layout directory of its own: its blobs are written, not mounted.
+        self.mounts = False
         self._lock = _lock_for(self.root.resolve())
 
     # index.json

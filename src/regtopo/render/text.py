@@ -140,10 +140,18 @@ def action_details(action: Action) -> list[str]:
         details.append(
             "create-repository " + f"{action.target.registry}/{action.target.repository}"
         )
-    if action.kind is ActionKind.COPY:
+    if action.kind is ActionKind.COPY or (
+        action.is_change and (action.blobs_to_send or action.blobs_to_mount)
+    ):
+        mount = (
+            f"{human_bytes(action.bytes_to_mount)} to mount from {action.source.repository_key} "
+            f"in {action.blobs_to_mount} blobs (not sent), "
+            if action.blobs_to_mount
+            else ""
+        )
         details.append(
             f"{human_bytes(action.bytes_to_send)} to send in {action.blobs_to_send} blobs, "
-            f"{human_bytes(action.bytes_present)} present"
+            f"{mount}{human_bytes(action.bytes_present)} present"
         )
     if action.referrers_to_copy and action.is_change:
         details.append(f"{len(action.referrers_to_copy)} referrer(s) to bring along")
@@ -208,10 +216,13 @@ def summary_line(plan: Plan) -> str:
     tail = f"{summary['referrers']} referrer(s) to bring along; " if summary["referrers"] else ""
     if summary["delete"]:
         referrers += f"{summary['delete']} to delete, "
+    mount = ""
+    if summary["bytes_to_mount"]:
+        mount = f", {human_bytes(summary['bytes_to_mount'])} to mount (not sent)"
     return (
         f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, {referrers}"
         f"{summary['in_sync']} in sync, {summary['skipped']} skipped{blocked}; {tail}"
-        f"{human_bytes(summary['bytes_to_send'])} to send."
+        f"{human_bytes(summary['bytes_to_send'])} to send{mount}."
     )
 
 
@@ -290,8 +301,16 @@ def render_result(result: ActionResult) -> str:
         return f"delete {deleted_ref(action)}: {result.outcome.value}{message}"
     checks = "".join(f"\n    {line}" for line in result.verification)
     if result.outcome is Outcome.DONE:
-        sent = result.stats.bytes_sent
-        extra = f", {human_bytes(sent)} sent" if sent else ""
+        sent, shared = result.stats.bytes_sent, result.stats.bytes_shared
+        extra = f", {human_bytes(sent)} sent" if sent or shared else ""
+        if shared:
+            # What the plan priced for this tag but another copy of this apply sent: once.
+            extra += f" (and {human_bytes(shared)} sent once with another copy)"
+        if result.stats.blobs_mounted:
+            extra += (
+                f", {human_bytes(result.stats.bytes_mounted)} mounted in "
+                f"{result.stats.blobs_mounted} blobs (not sent)"
+            )
         if result.stats.referrers_copied:
             extra += f", {result.stats.referrers_copied} referrer(s) copied"
         return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}{checks}"
@@ -317,7 +336,13 @@ def render_report(report: ApplyReport) -> str:
         f"{len(by_outcome[Outcome.NOT_ATTEMPTED])} not attempted"
         + (f", {len(by_outcome[Outcome.SKIPPED])} skipped" if by_outcome[Outcome.SKIPPED] else "")
         + "; "
-        f"{human_bytes(report.bytes_sent())} sent in {report.seconds:.1f}s."
+        f"{human_bytes(report.bytes_sent())} sent"
+        + (
+            f", {human_bytes(report.bytes_mounted())} mounted (not sent)"
+            if report.bytes_mounted()
+            else ""
+        )
+        + f" in {report.seconds:.1f}s."
     )
     sections = [
         (Outcome.STALE, "Refused as stale (the registries changed since the plan; plan again):"),
