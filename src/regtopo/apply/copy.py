@@ -68,6 +68,8 @@ class CopyStats:
     bytes_shared: int = 0
     referrers_copied: int = 0
     referrers_present: int = 0
+    #: referrers that are the copied content or its children: listed under their subject
+    referrers_in_tree: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     _shared: set[Digest] = field(default_factory=set, repr=False, compare=False)

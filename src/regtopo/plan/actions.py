@@ -95,6 +95,12 @@ class ReferrerRef(BaseModel):
     artifact_type: str | None = None
     via: str
     tag: str | None = None
+    in_tree: bool = Field(
+        False,
+        description="the referrer is the tagged manifest or one of its children (an index "
+        "naming its own child as subject, an attestation inside the index that also names its "
+        "subject): it is copied with that content, and only listed under its subject",
+    )
 
     @property
     def travels_with_index(self) -> bool:
@@ -206,9 +212,21 @@ class Action(BaseModel):
         return self.content.digest
 
     @property
-    def referrers_to_copy(self) -> list[ReferrerRef]:
-        """The referrers apply copies: the attestations inside an index come with the index."""
+    def referrers_to_apply(self) -> list[ReferrerRef]:
+        """The referrers apply handles after the subject: each is copied, or (inside the
+        tagged content already) listed under its subject. The attestations inside an index
+        come with the index."""
         return [r for r in self.referrers if not r.travels_with_index]
+
+    @property
+    def referrers_to_copy(self) -> list[ReferrerRef]:
+        """The referrers apply copies: the ones it reports as copied on a fresh target."""
+        return [r for r in self.referrers_to_apply if not r.in_tree]
+
+    @property
+    def referrers_in_tree(self) -> list[ReferrerRef]:
+        """Referrers that are the tagged content or its children: only listed by apply."""
+        return [r for r in self.referrers_to_apply if r.in_tree]
 
     @property
     def is_change(self) -> bool:

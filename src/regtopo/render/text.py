@@ -125,6 +125,8 @@ def render_referrers(action: Action) -> list[str]:
     lines = []
     for ref in action.referrers:
         where = f"tag {ref.tag}" if ref.tag else ref.via
+        if ref.in_tree:
+            where += ", inside the content"
         # The artifact type where the source says one; a media type is not one, so it is
         # named as what it is.
         kind = ref.artifact_type or f"{ref.media_type}, no artifactType listed"
@@ -155,6 +157,11 @@ def action_details(action: Action) -> list[str]:
         )
     if action.referrers_to_copy and action.is_change:
         details.append(f"{len(action.referrers_to_copy)} referrer(s) to bring along")
+    if action.referrers_in_tree and action.is_change:
+        details.append(
+            f"{len(action.referrers_in_tree)} referrer(s) inside the content itself, "
+            "listed under their subject, not copied again"
+        )
     replaces = action.is_change and action.kind is not ActionKind.COPY_REFERRERS
     if action.target_digest_before and replaces:
         details.append(f"replaces {short(action.target_digest_before)}")
@@ -313,6 +320,16 @@ def render_result(result: ActionResult) -> str:
             )
         if result.stats.referrers_copied:
             extra += f", {result.stats.referrers_copied} referrer(s) copied"
+        if result.stats.referrers_present:
+            extra += (
+                f", {result.stats.referrers_present} referrer(s) already at the target "
+                "(or brought by another copy)"
+            )
+        if result.stats.referrers_in_tree:
+            extra += (
+                f", {result.stats.referrers_in_tree} referrer(s) inside the content itself, "
+                "listed under their subject"
+            )
         return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}{checks}"
     if result.outcome is Outcome.UNCHANGED:
         return f"{action.kind.value} {action.target}: already as planned{checks}"
