@@ -48,3 +48,47 @@ def test_parallel_copies_sharing_blobs_between_layouts_finish(tmp_path: Path, at
     again = run("plan", "--detailed-exitcode", str(topology))
     assert again.exit_code == 0
     assert "No changes. 9 in sync." in again.stdout
+
+
+def test_each_copy_reports_what_it_sent_and_what_went_once_with_another_copy(
+    tmp_path: Path,
+) -> None:
+    """Tags sharing layers each price them; apply sends a shared blob once, with whichever
+    copy comes first. The others say so: sent plus shared is each tag's planned figure."""
+    from regtopo.apply.executor import Executor
+    from regtopo.plan.planner import Planner
+    from regtopo.plan.session import Session
+    from regtopo.registry.layout import LayoutRepository
+    from regtopo.render.text import render_result
+    from regtopo.topology.loader import load
+    from tests.unit.layouts import image
+
+    upstream = LayoutRepository("upstream", tmp_path / "upstream", "app")
+    # Two images with layers of their own and the same config blob.
+    image(upstream, b"one" * 100, tag="1.0")
+    image(upstream, b"two" * 100, tag="1.1")
+    path = write_topology(
+        tmp_path / "topology.yaml",
+        {
+            "upstream": {"path": str(tmp_path / "upstream")},
+            "mirror": {"path": str(tmp_path / "mirror")},
+        },
+        [{"source": "upstream/app", "targets": ["mirror/a"], "tags": ["1.0", "1.1"]}],
+    )
+    loaded = load(path)
+    session = Session(loaded.topology, base_dir=tmp_path)
+    try:
+        plan = Planner(loaded, session).plan()
+        report = Executor(session, parallelism=1).apply(plan)
+    finally:
+        session.close()
+
+    results = {r.action.target.tag: r for r in report.results}
+    assert set(results) == {"1.0", "1.1"}
+    shared = [r for r in results.values() if r.stats.bytes_shared]
+    assert len(shared) == 1, "the config blob went once"
+    for result in results.values():
+        stats = result.stats
+        assert stats.bytes_sent + stats.bytes_shared == result.action.bytes_to_send
+    assert "sent once with another copy" in render_result(shared[0])
+    assert report.bytes_sent() == plan.bytes_to_send()

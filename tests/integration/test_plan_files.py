@@ -383,3 +383,40 @@ def test_a_saved_plan_can_be_applied_one_shard_at_a_time(
     assert 0 < len(copied_by_first) < len(repositories)
     assert {repo: tag_digest(target, repo, "v1") for repo in repositories} == digests
     assert "(shard 2/2)" in second.stdout
+
+
+def test_a_target_on_the_source_registry_is_planned_as_a_mount_and_apply_sends_nothing(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Apply mounts blobs across repositories of one registry: the plan said "to send" for
+    bytes that never travel. Counted on the wire, through a proxy in front of the registry."""
+    from regtopo.render.text import human_bytes
+    from tests.support.proxy import Proxy
+
+    push_random_image(registry, "app", "v1", layers=[3000, 5000])
+    manifest = manifest_of(registry, "app", "v1")
+    blob_bytes = manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+    with Proxy(registry.url) as proxy:
+        topology = write_topology(
+            tmp_path / "topology.yaml",
+            {"r": {"host": proxy.url}},
+            [{"name": "mirror", "source": "r/app", "targets": ["r/mirror"], "tags": ["v1"]}],
+        )
+        out = tmp_path / "plan.json"
+        assert run("plan", "-o", str(out), str(topology)).exit_code == 0
+        [action] = json.loads(out.read_text())["actions"]
+        shown = run("plan", str(topology)).stdout
+        applied = run("apply", str(out))
+        uploads = proxy.seen(path=r"/v2/mirror/blobs/uploads/.*")
+
+    assert applied.exit_code == 0, applied.stderr
+    assert (action["bytes_to_send"], action["blobs_to_send"]) == (0, 0)
+    assert (action["bytes_to_mount"], action["blobs_to_mount"]) == (blob_bytes, 3)
+    assert (
+        f"0 B to send in 0 blobs, {human_bytes(blob_bytes)} to mount from r/app in 3 blobs (not sent)"
+        in shown
+    )
+    # Each blob: one POST with mount=, answered 201; no PATCH or PUT carries a byte.
+    assert [(s.method, s.status, "mount" in s.query) for s in uploads] == [("POST", 201, True)] * 3
+    assert f"{human_bytes(blob_bytes)} mounted in 3 blobs (not sent)" in applied.stderr
+    assert f"; 0 B sent, {human_bytes(blob_bytes)} mounted (not sent) in" in applied.stdout

@@ -229,3 +229,94 @@ def test_a_later_hop_expects_only_what_the_earlier_hops_selections_let_through(
     assert fallback_digests(a, v2) == {sbom}
     assert fallback_digests(b, v2) == {sbom}
     assert "No changes. 2 in sync." in run(topology, "plan")
+
+
+def test_the_bytes_a_plan_prices_for_a_tag_are_the_blob_bytes_apply_puts_at_a_fresh_target(
+    workdir: Path, make_registry: MakeRegistry
+) -> None:
+    """v2 registry to registry: its referrers' blobs travel with it, so the plan prices them
+    (they were left out: 5.2 kB planned against what apply sent). Counted on the wire."""
+    from tests.support.proxy import Proxy
+
+    a, b = make_registry(), make_registry()
+    run(write_topology(workdir, a, b, ["v2"]), "apply", "--auto-approve", "--target", "layout-to-a")
+    with Proxy(b.url) as proxy:
+        second = workdir / "second.yaml"
+        second.write_text(
+            f"""
+registries:
+  a: {{host: "http://{a.host}"}}
+  c: {{host: "{proxy.url}"}}
+replications:
+  - {{name: a-to-c, source: a/testrepo, targets: c/other, tags: [v2]}}
+"""
+        )
+        plan_file = workdir / "plan.json"
+        run(second, "plan", "-o", str(plan_file))
+        [action] = json.loads(plan_file.read_text())["actions"]
+        result = CliRunner().invoke(app, ["apply", str(plan_file)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        uploaded = sum(
+            s.body_size
+            for s in proxy.seen(path=r"/v2/other/blobs/uploads/.*")
+            if s.method in ("PUT", "PATCH")
+        )
+
+    # The tree's blobs and the five referrers' (the empty config once): each blob once.
+    assert action["bytes_to_send"] == uploaded == 5216
+    assert action["blobs_to_send"] == 12
+
+
+def test_apply_counts_the_referrers_the_plan_counts_and_names_those_inside_the_content(
+    workdir: Path, make_registry: MakeRegistry
+) -> None:
+    """Planned 9 referrers for v1, v2 and loop, reported 6 copied: loop's referrer is the loop
+    index itself and v1's is one of its own children, so the copy of the tag brings them.
+    The plan says so, and apply reports the same numbers."""
+    from regtopo.apply.executor import Executor
+    from regtopo.plan.planner import Planner
+    from regtopo.plan.session import Session
+    from regtopo.render.text import action_details, render_result
+    from regtopo.topology.loader import load
+
+    a, b = make_registry(), make_registry()
+    tags = ["v1", "v2", "loop"]
+    run(write_topology(workdir, a, b, tags), "apply", "--auto-approve", "--target", "layout-to-a")
+    second = workdir / "second.yaml"
+    second.write_text(
+        f"""
+registries:
+  a: {{host: "http://{a.host}"}}
+  b: {{host: "http://{b.host}"}}
+replications:
+  - {{name: a-to-b, source: a/testrepo, targets: b/testrepo, tags: {json.dumps(tags)}}}
+"""
+    )
+    loaded = load(second)
+    session = Session(loaded.topology, base_dir=workdir)
+    try:
+        plan = Planner(loaded, session).plan()
+        report = Executor(session).apply(plan)
+    finally:
+        session.close()
+
+    planned = {a.target.tag: a for a in plan.actions}
+    assert {t: len(a.referrers_to_copy) for t, a in planned.items()} == {
+        "v1": 0,
+        "v2": 5,
+        "loop": 0,
+    }
+    assert {t: [r.digest for r in a.referrers_in_tree] for t, a in planned.items()} == {
+        "v1": ["sha256:d910434391624641a9398ec921067e2dbd9a76aac69f120257906f811f0eecb8"],
+        "v2": [],
+        "loop": [LOOP],
+    }
+    assert plan.summary()["referrers"] == 5
+    assert "1 referrer(s) inside the content itself" in "; ".join(action_details(planned["loop"]))
+    for result in report.results:
+        action, stats = result.action, result.stats
+        assert stats.referrers_copied == len(action.referrers_to_copy), render_result(result)
+        assert stats.referrers_in_tree == len(action.referrers_in_tree), render_result(result)
+        assert stats.referrers_present == 0
+    done = {r.action.target.tag: render_result(r) for r in report.results}
+    assert "1 referrer(s) inside the content itself, listed under their subject" in done["v1"]

@@ -29,7 +29,6 @@ from regtopo.oci.digest import Digest, DigestVerifier
 from regtopo.oci.manifest import Manifest
 from regtopo.oci.mediatype import is_non_distributable
 from regtopo.registry.errors import RegistryError, redact_url
-from regtopo.registry.layout import LayoutRepository
 from regtopo.registry.store import PushResult, Repository
 
 log = logging.getLogger(__name__)
@@ -62,14 +61,30 @@ class CopyStats:
     blobs_present: int = 0
     blobs_non_distributable: int = 0
     bytes_sent: int = 0
+    #: bytes of the blobs mounted from another repository of the target registry: not sent
+    bytes_mounted: int = 0
+    #: bytes of blobs this action needed that another action of the same apply uploaded to
+    #: the same target repository: sent once, and counted in that action's bytes_sent
+    bytes_shared: int = 0
     referrers_copied: int = 0
     referrers_present: int = 0
+    #: referrers that are the copied content or its children: listed under their subject
+    referrers_in_tree: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    _shared: set[Digest] = field(default_factory=set, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+
+    def add_shared(self, blob: Descriptor) -> None:
+        """Count a blob in `bytes_shared` once, however many manifests of the tree use it."""
+        with self._lock:
+            if blob.digest not in self._shared:
+                self._shared.add(blob.digest)
+                self.bytes_shared += blob.size
 
 
 class CopyEngine:
@@ -93,7 +108,10 @@ class CopyEngine:
         self.blob_workers = blob_workers
         self._pool = ThreadPoolExecutor(blob_workers, thread_name_prefix="regtopo-blob")
         self._inflight: dict[tuple[str, str, Digest], Future[str]] = {}
-        self._present: set[tuple[str, str, Digest]] = set()
+        self._movers: dict[tuple[str, str, Digest], CopyStats] = {}
+        # Each blob settled in this apply: how (present, uploaded, mounted), and by which
+        # action's stats, so that another action needing it says it went with that one.
+        self._present: dict[tuple[str, str, Digest], tuple[str, CopyStats]] = {}
         # Manifests being copied, and copied, per target repository. Two actions that share a
         # child copy it once: Distribution rewrites a manifest's revision link on every PUT,
         # and an index pushed during that rewrite can find its child missing.
@@ -305,25 +323,47 @@ class CopyEngine:
     ) -> Future[str]:
         key = (target.registry_id, target.name, blob.digest)
         with self._lock:
-            if key in self._present:
+            settled = self._present.get(key)
+            if settled is not None:
+                self._shared(blob, stats, *settled)
                 done: Future[str] = Future()
                 done.set_result("present")
                 return done
             future = self._inflight.get(key)
-            if future is not None:
+            if future is None:
+                future = self._pool.submit(self._transfer, source, target, blob, stats)
+                self._inflight[key] = future
+                mover = stats
+            else:
+                mover = self._movers[key]
+                if mover is stats:
+                    return future
+
+                def shared(finished: Future[str], mover: CopyStats = mover) -> None:
+                    if not finished.cancelled() and finished.exception() is None:
+                        self._shared(blob, stats, finished.result(), mover)
+
+                future.add_done_callback(shared)
                 return future
-            future = self._pool.submit(self._transfer, source, target, blob, stats)
-            self._inflight[key] = future
+            self._movers[key] = mover
 
         # Outside the lock: a future that is already done runs its callback right here.
-        future.add_done_callback(lambda f: self._settle(key, f))
+        future.add_done_callback(lambda f: self._settle(key, f, mover))
         return future
 
-    def _settle(self, key: tuple[str, str, Digest], future: Future[str]) -> None:
+    @staticmethod
+    def _shared(blob: Descriptor, stats: CopyStats, outcome: str, mover: CopyStats) -> None:
+        """A blob `stats`' action needs that another action of this apply uploaded: it
+        travelled once, counted where it was sent, and is named as shared here."""
+        if mover is not stats and outcome == "uploaded":
+            stats.add_shared(blob)
+
+    def _settle(self, key: tuple[str, str, Digest], future: Future[str], mover: CopyStats) -> None:
         with self._lock:
             self._inflight.pop(key, None)
             if not future.cancelled() and future.exception() is None:
-                self._present.add(key)
+                self._present[key] = (future.result(), mover)
+            self._movers.pop(key, None)
 
     def _transfer(
         self, source: Repository, target: Repository, blob: Descriptor, stats: CopyStats
@@ -338,9 +378,7 @@ class CopyEngine:
             stats.add(blobs_present=1)
             return "present"
 
-        mount_from = None
-        if source.registry_id == target.registry_id and not isinstance(target, LayoutRepository):
-            mount_from = source.name
+        mount_from = target.mount_source(source)
 
         @contextmanager
         def opener() -> Iterator[Iterator[bytes]]:
@@ -349,7 +387,7 @@ class CopyEngine:
 
         outcome = target.push_blob(blob, opener, mount_from=mount_from)
         if outcome == "mounted":
-            stats.add(blobs_mounted=1)
+            stats.add(blobs_mounted=1, bytes_mounted=blob.size)
         else:
             stats.add(blobs_uploaded=1, bytes_sent=blob.size)
         log.debug("blob %s %s to %s", blob.digest.short, outcome, target)

@@ -87,6 +87,9 @@ class ApplyReport:
     def bytes_sent(self) -> int:
         return sum(r.stats.bytes_sent for r in self.results)
 
+    def bytes_mounted(self) -> int:
+        return sum(r.stats.bytes_mounted for r in self.results)
+
 
 class StaleActionError(RegtopoError):
     """The registry no longer looks the way the plan saw it."""
@@ -327,7 +330,7 @@ class Executor:
             target, action.target.tag, target.head_manifest(action.target.tag), digest.algorithm
         )
         tagged = current is not None and current.digest == digest
-        if tagged and not action.referrers_to_copy:
+        if tagged and not action.referrers_to_apply:
             return Outcome.UNCHANGED, CopyStats()
         before = str(current.digest) if current else None
         if not tagged and before != action.target_digest_before:
@@ -357,5 +360,5 @@ class Executor:
                     stats = engine.copy(source, target, digest, [action.target.tag])
 
         # Referrers come after their subject is complete and tagged.
-        self.referrers.copy(source, target, action.referrers_to_copy, stats)
+        self.referrers.copy(source, target, action.referrers_to_apply, stats)
         return Outcome.DONE, stats

@@ -51,7 +51,16 @@ class ReferrerCopier:
                 if manifest is None:
                     raise CopyError(f"the source {source} no longer has it")
                 pushed = self.engine.copy_manifest(source, target, manifest, stats)
-                stats.add(**{"referrers_copied" if pushed else "referrers_present": 1})
+                # The plan's count (`referrers_to_copy`) leaves out those inside the copied
+                # content; one found present otherwise was there, or another copy brought it.
+                counter = (
+                    "referrers_copied"
+                    if pushed
+                    else "referrers_in_tree"
+                    if ref.in_tree
+                    else "referrers_present"
+                )
+                stats.add(**{counter: 1})
                 if ref.tag is not None:
                     current = target.head_manifest(ref.tag)
                     if current is None or current.digest != digest:

@@ -95,6 +95,12 @@ class ReferrerRef(BaseModel):
     artifact_type: str | None = None
     via: str
     tag: str | None = None
+    in_tree: bool = Field(
+        False,
+        description="the referrer is the tagged manifest or one of its children (an index "
+        "naming its own child as subject, an attestation inside the index that also names its "
+        "subject): it is copied with that content, and only listed under its subject",
+    )
 
     @property
     def travels_with_index(self) -> bool:
@@ -143,9 +149,21 @@ class Action(BaseModel):
     target_digest_before: str | None = Field(
         None, description="what the target tag pointed at when planned (null: absent)"
     )
-    bytes_to_send: int = Field(0, description="cost: blob bytes the target lacks")
+    bytes_to_send: int = Field(
+        0,
+        description="cost: blob bytes the target lacks, of the content and of the referrers "
+        "apply copies with it, each blob once: what apply uploads for this tag on its own "
+        "(bytes shared with another copy of the plan are sent once, by whichever goes first)",
+    )
     bytes_present: int = Field(0, description="cost: blob bytes the target has already")
     blobs_to_send: int = 0
+    bytes_to_mount: int = Field(
+        0,
+        description="cost: blob bytes the target lacks that apply mounts from the source "
+        "repository of the same registry (cross-repository mount): not sent, and not in "
+        "bytes_to_send; a registry refusing the mount gets them uploaded",
+    )
+    blobs_to_mount: int = 0
     manifests_to_send: int = 0
     non_distributable: list[str] = Field(
         default_factory=list, description="digests of non-distributable (foreign) layers"
@@ -194,9 +212,21 @@ class Action(BaseModel):
         return self.content.digest
 
     @property
-    def referrers_to_copy(self) -> list[ReferrerRef]:
-        """The referrers apply copies: the attestations inside an index come with the index."""
+    def referrers_to_apply(self) -> list[ReferrerRef]:
+        """The referrers apply handles after the subject: each is copied, or (inside the
+        tagged content already) listed under its subject. The attestations inside an index
+        come with the index."""
         return [r for r in self.referrers if not r.travels_with_index]
+
+    @property
+    def referrers_to_copy(self) -> list[ReferrerRef]:
+        """The referrers apply copies: the ones it reports as copied on a fresh target."""
+        return [r for r in self.referrers_to_apply if not r.in_tree]
+
+    @property
+    def referrers_in_tree(self) -> list[ReferrerRef]:
+        """Referrers that are the tagged content or its children: only listed by apply."""
+        return [r for r in self.referrers_to_apply if r.in_tree]
 
     @property
     def is_change(self) -> bool:
@@ -262,6 +292,7 @@ class Plan(BaseModel):
             "blocked": counts.get(ActionKind.BLOCKED, 0),
             "delete": counts.get(ActionKind.DELETE, 0),
             "bytes_to_send": self.bytes_to_send(),
+            "bytes_to_mount": sum(a.bytes_to_mount for a in self.actions if a.is_change),
         }
 
     def only(self, replications: set[str]) -> Plan:

@@ -7,6 +7,7 @@ a target is cached per repository. Tag heads are read fresh each time they are a
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from regtopo.oci.descriptor import Descriptor
@@ -22,6 +23,9 @@ class TreeCost:
     bytes_to_send: int = 0
     bytes_present: int = 0
     blobs_to_send: int = 0
+    #: blobs the target lacks that apply mounts from the source repository (same registry)
+    bytes_to_mount: int = 0
+    blobs_to_mount: int = 0
     manifests_to_send: int = 0
     non_distributable: list[str] = field(default_factory=list)
 
@@ -82,15 +86,25 @@ class Observer:
         self,
         source: Repository,
         target: Repository,
-        root: Manifest,
+        root: Manifest | None,
         *,
+        referrers: Sequence[Manifest] = (),
         include_non_distributable: bool = False,
+        copied_from: Repository | None = None,
     ) -> TreeCost:
         """Walk the tree under `root` at the source and price what the target lacks.
 
+        `root` (None: the target has it) is taken as missing; then each of `referrers`, the
+        referrer manifests apply copies after it, is walked like a tree of its own, unless the
+        target has it: what apply sends for an action is its content and its referrers, each
+        blob once. A referrer inside `root`'s tree (an index that is its own child's referrer)
+        travels with the tree and costs nothing more.
+
         Non-distributable layers are listed; they count as bytes to send only when the
-        replication includes them.
+        replication includes them. A blob apply will mount (`Repository.mount_source` of the
+        repository apply copies from, `copied_from`, default `source`) is priced as a mount.
         """
+        mount_from = target.mount_source(copied_from or source)
         cost = TreeCost()
         seen: set[Digest] = set()
         counted_blobs: set[Digest] = set()
@@ -116,6 +130,9 @@ class Observer:
                         continue
                 if self.blob_present(target, blob):
                     cost.bytes_present += blob.size
+                elif mount_from is not None:
+                    cost.bytes_to_mount += blob.size
+                    cost.blobs_to_mount += 1
                 else:
                     cost.bytes_to_send += blob.size
                     cost.blobs_to_send += 1
@@ -124,7 +141,10 @@ class Observer:
                             blob.digest
                         ] = blob.size
 
-        walk(root)
+        if root is not None:
+            walk(root)
+        for referrer in referrers:
+            walk(referrer)
         return cost
 
 

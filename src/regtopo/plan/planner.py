@@ -28,7 +28,7 @@ from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.oci.mediatype import INDEX_TYPES, SCHEMA1_TYPES
-from regtopo.plan.actions import Action, ActionKind, Content, Plan, TagRef
+from regtopo.plan.actions import Action, ActionKind, Content, Plan, ReferrerRef, TagRef
 from regtopo.plan.observe import Observer, in_algorithm
 from regtopo.plan.referrers import ReferrerPlan, ReferrerPlanner
 from regtopo.plan.session import Session
@@ -192,7 +192,7 @@ class Planner:
         copied_into = {
             (a.target.registry, a.target.repository)
             for a in plan.actions
-            if a.kind is ActionKind.COPY
+            if a.is_change and a.kind is not ActionKind.DELETE
         }
         plan._absent_at_plan = self.observer.absent()
         plan.blob_bytes_to_send = sum(
@@ -455,6 +455,36 @@ class Planner:
                 target_has_subject=target_has_subject,
             )
 
+        include = replication.include_non_distributable
+
+        def price(root: Manifest | None, referrers: list[ReferrerRef]) -> dict[str, Any]:
+            """What apply sends for this action: `root`'s tree (None: the target has it) and
+            the referrers it copies after it, priced by one walk, each blob once."""
+            manifests = []
+            for ref in referrers:
+                if ref.travels_with_index:
+                    continue
+                found = self.observer.manifest(origin, Digest.parse(ref.digest))
+                if found is not None:
+                    manifests.append(found)
+            cost = self.observer.cost(
+                origin,
+                target,
+                root,
+                referrers=manifests,
+                include_non_distributable=include,
+                copied_from=source,
+            )
+            return {
+                "bytes_to_send": cost.bytes_to_send,
+                "bytes_present": cost.bytes_present,
+                "blobs_to_send": cost.blobs_to_send,
+                "bytes_to_mount": cost.bytes_to_mount,
+                "blobs_to_mount": cost.blobs_to_mount,
+                "manifests_to_send": cost.manifests_to_send,
+                "non_distributable": cost.non_distributable,
+            }
+
         # `current` was read before the manifest: the target is asked once per tag.
         before = str(current.digest) if current else None
         if current is not None and current.digest == digest:
@@ -467,6 +497,7 @@ class Planner:
                     hop=hop,
                     reason=f"{len(referrers.missing)} referrer(s) missing at the target",
                     referrers=referrers.missing,
+                    **price(None, referrers.missing),
                     **base,
                 )
             return Action(
@@ -517,28 +548,24 @@ class Planner:
                 hop=hop,
                 reason="the content is at the target already",
                 referrers=referrers.missing,
+                **price(None, referrers.missing),
                 **base,
             )
 
-        include = replication.include_non_distributable
-        cost = self.observer.cost(origin, target, manifest, include_non_distributable=include)
         referrers = plan_referrers(target_has_subject=False)
+        cost = price(manifest, referrers.missing)
         reason = "the content is missing at the target"
         if create_repository:
             reason = "create-repository first; " + reason
-        if cost.non_distributable:
-            reason += f"; {len(cost.non_distributable)} non-distributable layer(s) " + (
+        if cost["non_distributable"]:
+            reason += f"; {len(cost['non_distributable'])} non-distributable layer(s) " + (
                 "are sent (include_non_distributable)" if include else "are not sent"
             )
         return Action(
             kind=ActionKind.COPY,
             content=content,
             target_digest_before=before,
-            bytes_to_send=cost.bytes_to_send,
-            bytes_present=cost.bytes_present,
-            blobs_to_send=cost.blobs_to_send,
-            manifests_to_send=cost.manifests_to_send,
-            non_distributable=cost.non_distributable,
+            **cost,
             create_repository=create_repository,
             hop=hop,
             reason=reason,

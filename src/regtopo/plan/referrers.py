@@ -122,12 +122,16 @@ class ReferrerPlanner:
                     queue.append((child, ()))
 
         enqueue(root.digest, root.media_type)
+        # What the tagged content itself brings: a referrer among it needs no copy of its own.
+        tree = {root.digest, *(c.digest for c in root.children)}
         while queue:
             subject, own_children = queue.popleft()
             for referrer in self.finder.find(
                 source, subject, own_children, artifact_types=artifact_types
             ):
                 ref = self._describe(source, referrer, selections)
+                if referrer.descriptor.digest in tree:
+                    ref = ref.model_copy(update={"in_tree": True})
                 if not all(is_selected(s, ref.kind, ref.artifact_type) for s in selections):
                     continue
                 found.append(ref)

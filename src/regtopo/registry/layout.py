@@ -18,11 +18,13 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from regtopo.errors import RegtopoError
 from regtopo.oci import mediatype as mt
+from regtopo.oci.attachments import referrer_artifact_type
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest, DigestVerifier
 from regtopo.oci.manifest import Manifest
@@ -64,6 +66,8 @@ class LayoutRepository(Repository):
         self.name = name
         self.root = root / name if name not in ("", ".") else root
         self.registry_id = f"layout:{root.resolve()}"
+        # Each repository is a layout directory of its own: its blobs are written, not mounted.
+        self.mounts = False
         self._lock = _lock_for(self.root.resolve())
 
     # index.json
@@ -259,7 +263,11 @@ class LayoutRepository(Repository):
             subject = manifest.subject
             if subject is None or subject.digest == candidate:
                 continue
-            subjects.setdefault(subject.digest, {})[candidate] = manifest.descriptor()
+            # A referrers list names the artifact type by the spec's rule, with no exception:
+            # `artifactType`, else the config's media type (an image config's too).
+            subjects.setdefault(subject.digest, {})[candidate] = replace(
+                manifest.descriptor(), artifact_type=referrer_artifact_type(manifest)
+            )
         with _locks_guard:
             _subject_maps[key] = (stamp, subjects)
         return subjects

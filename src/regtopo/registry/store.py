@@ -37,8 +37,22 @@ class Repository(ABC):
     #: identifies the registry for mount decisions: equal ids share blob storage
     registry_id: str
 
+    #: whether a blob can be mounted here from another repository of the same registry
+    mounts: bool = True
+
     def __str__(self) -> str:
         return f"{self.registry_name}/{self.name}"
+
+    def mount_source(self, source: Repository) -> str | None:
+        """The repository a blob from `source` is mounted from here, or None: it is uploaded.
+
+        Apply asks this for every blob it moves and the plan prices by it, so that what the
+        plan calls "to mount" is what apply mounts. A registry may still refuse a mount (an
+        unknown blob, a missing pull grant on the source); apply then uploads the blob.
+        """
+        if not self.mounts or source.registry_id != self.registry_id:
+            return None
+        return source.name
 
     @abstractmethod
     def head_manifest(self, reference: str) -> Descriptor | None:

@@ -49,6 +49,8 @@ def _groups(plan: Plan) -> dict[str, object]:
             # Deletions go in the headline: a reviewer reading only it must see them.
             parts.append(f"**{summary['delete']} to delete**")
         parts.append(f"{human_bytes(summary['bytes_to_send'])} to send")
+        if summary["bytes_to_mount"]:
+            parts.append(f"{human_bytes(summary['bytes_to_mount'])} to mount (not sent)")
         headline = ", ".join(parts)
     if summary["blocked"]:
         headline += f", {summary['blocked']} blocked"

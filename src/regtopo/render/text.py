@@ -125,7 +125,11 @@ def render_referrers(action: Action) -> list[str]:
     lines = []
     for ref in action.referrers:
         where = f"tag {ref.tag}" if ref.tag else ref.via
-        kind = ref.artifact_type or ref.media_type
+        if ref.in_tree:
+            where += ", inside the content"
+        # The artifact type where the source says one; a media type is not one, so it is
+        # named as what it is.
+        kind = ref.artifact_type or f"{ref.media_type}, no artifactType listed"
         lines.append(
             f"      ↳ {ref.kind} {short(ref.digest)} of {short(ref.subject)} ({kind}; {where})"
         )
@@ -138,13 +142,26 @@ def action_details(action: Action) -> list[str]:
         details.append(
             "create-repository " + f"{action.target.registry}/{action.target.repository}"
         )
-    if action.kind is ActionKind.COPY:
+    if action.kind is ActionKind.COPY or (
+        action.is_change and (action.blobs_to_send or action.blobs_to_mount)
+    ):
+        mount = (
+            f"{human_bytes(action.bytes_to_mount)} to mount from {action.source.repository_key} "
+            f"in {action.blobs_to_mount} blobs (not sent), "
+            if action.blobs_to_mount
+            else ""
+        )
         details.append(
             f"{human_bytes(action.bytes_to_send)} to send in {action.blobs_to_send} blobs, "
-            f"{human_bytes(action.bytes_present)} present"
+            f"{mount}{human_bytes(action.bytes_present)} present"
         )
     if action.referrers_to_copy and action.is_change:
         details.append(f"{len(action.referrers_to_copy)} referrer(s) to bring along")
+    if action.referrers_in_tree and action.is_change:
+        details.append(
+            f"{len(action.referrers_in_tree)} referrer(s) inside the content itself, "
+            "listed under their subject, not copied again"
+        )
     replaces = action.is_change and action.kind is not ActionKind.COPY_REFERRERS
     if action.target_digest_before and replaces:
         details.append(f"replaces {short(action.target_digest_before)}")
@@ -207,10 +224,13 @@ def summary_line(plan: Plan, *, nothing: str = "No changes.") -> str:
     tail = f"{summary['referrers']} referrer(s) to bring along; " if summary["referrers"] else ""
     if summary["delete"]:
         referrers += f"{summary['delete']} to delete, "
+    mount = ""
+    if summary["bytes_to_mount"]:
+        mount = f", {human_bytes(summary['bytes_to_mount'])} to mount (not sent)"
     return (
         f"Plan: {summary['copy']} to copy, {summary['retag']} to retag, {referrers}"
         f"{summary['in_sync']} in sync, {summary['skipped']} skipped{blocked}; {tail}"
-        f"{human_bytes(summary['bytes_to_send'])} to send."
+        f"{human_bytes(summary['bytes_to_send'])} to send{mount}."
     )
 
 
@@ -292,10 +312,28 @@ def render_result(result: ActionResult) -> str:
         return f"delete {deleted_ref(action)}: {result.outcome.value}{message}"
     checks = "".join(f"\n    {line}" for line in result.verification)
     if result.outcome is Outcome.DONE:
-        sent = result.stats.bytes_sent
-        extra = f", {human_bytes(sent)} sent" if sent else ""
+        sent, shared = result.stats.bytes_sent, result.stats.bytes_shared
+        extra = f", {human_bytes(sent)} sent" if sent or shared else ""
+        if shared:
+            # What the plan priced for this tag but another copy of this apply sent: once.
+            extra += f" (and {human_bytes(shared)} sent once with another copy)"
+        if result.stats.blobs_mounted:
+            extra += (
+                f", {human_bytes(result.stats.bytes_mounted)} mounted in "
+                f"{result.stats.blobs_mounted} blobs (not sent)"
+            )
         if result.stats.referrers_copied:
             extra += f", {result.stats.referrers_copied} referrer(s) copied"
+        if result.stats.referrers_present:
+            extra += (
+                f", {result.stats.referrers_present} referrer(s) already at the target "
+                "(or brought by another copy)"
+            )
+        if result.stats.referrers_in_tree:
+            extra += (
+                f", {result.stats.referrers_in_tree} referrer(s) inside the content itself, "
+                "listed under their subject"
+            )
         return f"{action.kind.value} {action.target}: done in {result.seconds:.1f}s{extra}{checks}"
     if result.outcome is Outcome.UNCHANGED:
         return f"{action.kind.value} {action.target}: already as planned{checks}"
@@ -319,7 +357,13 @@ def render_report(report: ApplyReport) -> str:
         f"{len(by_outcome[Outcome.NOT_ATTEMPTED])} not attempted"
         + (f", {len(by_outcome[Outcome.SKIPPED])} skipped" if by_outcome[Outcome.SKIPPED] else "")
         + "; "
-        f"{human_bytes(report.bytes_sent())} sent in {report.seconds:.1f}s."
+        f"{human_bytes(report.bytes_sent())} sent"
+        + (
+            f", {human_bytes(report.bytes_mounted())} mounted (not sent)"
+            if report.bytes_mounted()
+            else ""
+        )
+        + f" in {report.seconds:.1f}s."
     )
     sections = [
         (Outcome.STALE, "Refused as stale (the registries changed since the plan; plan again):"),

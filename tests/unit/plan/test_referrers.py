@@ -75,3 +75,43 @@ def test_only_the_referrers_the_target_does_not_list_are_missing(tmp_path: Path)
     plan = planner.plan(source, target, subject, "all", target_has_subject=True)
 
     assert pairs(plan.missing) == [(str(sbom.digest), str(signature.digest))]
+
+
+def test_a_referrer_without_artifact_type_is_typed_by_its_config_as_the_referrers_api_would(
+    tmp_path: Path,
+) -> None:
+    """The fixture's v1: a build record naming its image as subject, with an image config and
+    no `artifactType`. Its artifact type is the config's media type (image-spec, and the
+    distribution-spec's referrers list), not the manifest's own media type."""
+    from regtopo.plan.actions import Action, ActionKind, TagRef
+    from regtopo.render.text import render_referrers
+    from tests.unit.layouts import OCI_MANIFEST, blob, store
+
+    source = LayoutRepository("layout", tmp_path, "app")
+    subject = image(source, b"app", tag="v1")
+    config = blob(source, b'{"os":"linux"}', "application/vnd.oci.image.config.v1+json")
+    record = store(
+        source,
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config,
+            "layers": [blob(source, b"build", "application/vnd.example.build-type+json")],
+            "subject": {
+                "mediaType": subject.media_type,
+                "digest": str(subject.digest),
+                "size": subject.size,
+            },
+        },
+    )
+
+    [found] = ReferrerPlanner(Observer()).discover(source, subject, "all")
+
+    assert found.digest == str(record.digest)
+    assert found.artifact_type == "application/vnd.oci.image.config.v1+json"
+    where = TagRef(registry="layout", repository="app", tag="v1")
+    action = Action(
+        kind=ActionKind.COPY, replication="r", source=where, target=where, referrers=[found]
+    )
+    [line] = render_referrers(action)
+    assert "(application/vnd.oci.image.config.v1+json; referrers-api)" in line
