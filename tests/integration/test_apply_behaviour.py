@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import httpx
 import pytest
 
 from tests.integration.test_plan_files import manifest_of, tag_digest, two_registries
-from tests.support.cli import run
+from tests.support.cli import registry_entry, run, write_topology
+from tests.support.proxy import MakeProxy, ProxyRequest
 from tests.support.registries import MakeRegistry, Registry, push_random_image, skopeo_digest
 
 pytestmark = [pytest.mark.registry]
@@ -136,3 +138,72 @@ def test_an_apply_killed_mid_copy_leaves_the_old_tag_and_resumes_without_resendi
     assert len(started) == len(finished) == len(blobs) - len(present)
     sent_again = {e.target.split("digest=")[1].split("&")[0] for e in finished}
     assert sent_again.isdisjoint({d.replace(":", "%3A") for d in present} | set(present))
+
+
+@pytest.mark.parametrize(("answer", "exit_code"), [("y\n", 0), ("n\n", 1)])
+def test_apply_on_a_terminal_asks_and_does_only_what_the_answer_says(
+    registry: Registry,
+    make_registry: MakeRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    exit_code: int,
+) -> None:
+    from typer.testing import CliRunner
+
+    from regtopo.cli import apply as apply_command
+    from regtopo.cli.main import app
+
+    target = make_registry()
+    digest = push_random_image(registry, "app", "v1", layers=[100])
+    topology = two_registries(tmp_path, registry, target, ["v1"])
+    monkeypatch.setattr(apply_command, "on_terminal", lambda: True)
+
+    result = CliRunner().invoke(app, ["apply", str(topology)], input=answer)
+
+    assert result.exit_code == exit_code, result.output
+    assert "Apply these changes? [y/N]" in result.output
+    assert tag_digest(target, "app", "v1") == (digest if answer == "y\n" else None)
+    assert ("Apply cancelled." in result.output) == (answer == "n\n")
+
+
+@pytest.mark.parametrize(("parallelism", "overlap"), [(1, {1}), (4, {3, 4})])
+def test_parallelism_is_how_many_copies_run_at_once(
+    registry: Registry,
+    make_registry: MakeRegistry,
+    make_proxy: MakeProxy,
+    tmp_path: Path,
+    parallelism: int,
+    overlap: set[int],
+) -> None:
+    """Four tags of distinct content; the target holds each manifest PUT a moment, so copies
+    that run at once are seen at once."""
+    target = make_registry()
+    tags = ["v1", "v2", "v3", "v4"]
+    for tag in tags:
+        push_random_image(registry, "app", tag, layers=[100])
+    proxy = make_proxy(target.url)
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def hold(request: ProxyRequest) -> None:
+        if request.method != "PUT" or "/manifests/" not in request.path:
+            return None
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.8)
+        with lock:
+            now[0] -= 1
+        return None
+
+    proxy.add(hold)
+    topology = write_topology(
+        tmp_path / "topology.yaml",
+        {"a": registry_entry(registry), "b": {"host": f"http://{proxy.host}"}},
+        [{"source": "a/app", "targets": ["b/app"], "tags": tags}],
+    )
+
+    result = run("apply", "--auto-approve", "--parallelism", str(parallelism), str(topology))
+
+    assert result.exit_code == 0, result.output
+    assert most[0] in overlap  # 3 allows for a copy that got there late on a busy machine

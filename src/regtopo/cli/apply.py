@@ -96,10 +96,14 @@ def progress_reporter(plan: Plan) -> Iterator[Callable[[ActionResult], None]]:
         yield advance
 
 
+def on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def confirm(auto_approve: bool) -> None:
     if auto_approve:
         return
-    if not sys.stdin.isatty():
+    if not on_terminal():
         typer.echo("error: not a terminal; pass --auto-approve to apply without asking", err=True)
         raise typer.Exit(1)
     if not typer.confirm("\nApply these changes?", default=False):
