@@ -39,6 +39,7 @@ from tests.support.registries import MakeRegistry, Registry, push_random_image
 pytestmark = pytest.mark.registry
 
 EMAIL = "release@example.test"
+MARKS = ("  ok ", "  FAIL ")
 ISSUER = "https://token.example.test"
 
 
@@ -893,3 +894,42 @@ def test_notation_identities_kyverno_cannot_express_are_warned_about_naming_the_
         "requirement is not exported" in result.stderr
     )
     assert "anyone-under-root" not in result.stderr
+
+
+def test_verify_all_tags_audits_a_tag_pushed_outside_the_selector(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    digest = push_random_image(origin, "app", "v1")
+    with s.Pusher(origin, "app") as pusher:
+        sign_legacy(pusher, digest, key)
+    path = write_topology(
+        tmp_path,
+        origin,
+        mirror,
+        "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+        tags=["v1"],
+        verify=["release"],
+    )
+    plan, session = plan_for(path)
+    report = Executor(session).apply(plan)
+    session.close()
+    assert [r.outcome for r in report.results] == [Outcome.DONE]
+    # Pushed straight to the mirror, under a tag no replication selects.
+    intruder = push_random_image(mirror, "app", "hotfix")
+
+    default = run("verify", str(path))
+    everything = run("verify", str(path), "--all-tags")
+
+    assert default.exit_code == 0, default.stdout
+    assert "hotfix" not in default.stdout
+    assert "Verified 1 tag: 1 satisfied, 0 failed, 0 absent." in default.stdout
+    assert everything.exit_code == 1, everything.stdout
+    assert f"FAIL mirror/app:hotfix {intruder[:19]}" in everything.stdout
+    assert f"ok   mirror/app:v1 {digest[:19]}" in everything.stdout
+    # The signature tag the executor copied is an attachment, not a tag to audit.
+    audited = [line.split()[1] for line in everything.stdout.splitlines() if line.startswith(MARKS)]
+    assert audited == ["mirror/app:v1", "mirror/app:hotfix"]
+    assert "Verified 2 tags: 1 satisfied, 1 failed, 0 absent." in everything.stdout
