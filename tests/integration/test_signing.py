@@ -34,6 +34,7 @@ from regtopo.topology.models import PolicySpec, Topology
 from tests.support import signing as s
 from tests.support.cli import run
 from tests.support.kyverno_schema import validate_cluster_policy
+from tests.support.proxy import Proxy, ProxyRequest, Reply, error_reply
 from tests.support.registries import MakeRegistry, Registry, push_random_image
 
 pytestmark = pytest.mark.registry
@@ -933,3 +934,55 @@ def test_verify_all_tags_audits_a_tag_pushed_outside_the_selector(
     audited = [line.split()[1] for line in everything.stdout.splitlines() if line.startswith(MARKS)]
     assert audited == ["mirror/app:v1", "mirror/app:hotfix"]
     assert "Verified 2 tags: 1 satisfied, 1 failed, 0 absent." in everything.stdout
+
+
+def test_a_target_whose_signature_does_not_verify_fails_the_action_under_block(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, backend = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    digest = push_random_image(origin, "app", "v1")
+    with s.Pusher(origin, "app") as pusher:
+        sign_legacy(pusher, digest, key)
+    sig_tag = digest.replace(":", "-") + ".sig"
+    # The target accepts the signature but never shows it again, as a registry that drops
+    # or garbles attachment tags would: regtopo must not take the copy as proven.
+    hidden = rf"/v2/app/manifests/{re.escape(sig_tag)}"
+
+    def hide_signature(request: ProxyRequest) -> Reply | None:
+        if request.method in ("GET", "HEAD") and re.fullmatch(hidden, request.path):
+            return error_reply(404, "MANIFEST_UNKNOWN")
+        return None
+
+    with Proxy(backend.url, name="mirror") as mirror:
+        mirror.add(hide_signature)
+        path = write_topology(
+            tmp_path,
+            origin,
+            mirror,  # type: ignore[arg-type]
+            "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+            tags=["v1"],
+            verify=["release"],
+        )
+        applied = run("apply", str(path), "--auto-approve")
+
+        assert applied.exit_code == 1, applied.stdout + applied.stderr
+        reason = (
+            "verifying at the target: policy 'release' not satisfied: unsigned: no cosign "
+            f"signature found for {digest} (attachments: none)"
+        )
+        assert "Apply complete: 0 done, 1 failed, 0 stale, 0 not attempted" in applied.stdout
+        assert f"Failed:\n  mirror/app:v1: {reason}\n" in applied.stdout
+        # The signature went in but reads back as absent. The tag had been written before the
+        # target check: it stays, and the failure is what says so (docs/signing.md).
+        assert head(backend, "app", sig_tag) == head(origin, "app", sig_tag)
+        assert head(backend, "app", "v1") == digest
+
+        # Once the target serves its signatures, `verify` is what confirms it: apply sees the
+        # tag in sync and does not check it again.
+        mirror.rules.clear()
+        audited = run("verify", str(path), "--registry", "mirror")
+        assert audited.exit_code == 0, audited.stdout
+        assert f"ok   mirror/app:v1 {digest[:19]}" in audited.stdout
+        assert run("apply", str(path), "--auto-approve").stdout.endswith("No changes. 1 in sync.\n")
