@@ -9,6 +9,7 @@ fallback tag, as clients do against such registries.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,15 @@ from regtopo.render.text import render_plan
 from regtopo.topology.loader import TopologyError, load
 from regtopo.topology.models import PolicySpec, Topology
 from tests.support import signing as s
+from tests.support.cli import run
+from tests.support.kyverno_schema import validate_cluster_policy
+from tests.support.proxy import Proxy, ProxyRequest, Reply, error_reply
 from tests.support.registries import MakeRegistry, Registry, push_random_image
 
 pytestmark = pytest.mark.registry
 
 EMAIL = "release@example.test"
+MARKS = ("  ok ", "  FAIL ")
 ISSUER = "https://token.example.test"
 
 
@@ -738,3 +743,246 @@ def test_a_notation_sbom_requirement_needs_the_sbom_itself_signed_and_copies_its
     signatures = referrer_digests(origin, "app", sbom_fallback)
     assert len(signatures) == 1
     assert referrer_digests(mirror, "app", sbom_fallback) == signatures
+
+
+def _export_topology(tmp_path: Path, policies: str, verify: list[str], enforce: str) -> Path:
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        f"""\
+registries:
+  hub: {{host: docker.io}}
+  ghcr: {{host: ghcr.io}}
+signing:
+  policies:
+{policies}
+replications:
+  - name: app
+    source: hub/library/app
+    targets: [ghcr/acme/app]
+    tags: [v1]
+    verify: {json.dumps(verify)}
+    enforce: {enforce}
+"""
+    )
+    return path
+
+
+def test_every_exported_kyverno_policy_fits_the_verify_images_subset_schema(
+    tmp_path: Path,
+) -> None:
+    s.write_public_key(tmp_path / "release.pub", s.ec_key())
+    s.write_public_key(tmp_path / "second.pub", s.rsa_key())
+    fulcio, rekor, ct = s.TestCA("test fulcio"), s.TestRekor(), s.TestCTLog()
+    (tmp_path / "fulcio.pem").write_bytes(fulcio.pem)
+    (tmp_path / "rekor.pub").write_bytes(rekor.pem)
+    (tmp_path / "trusted_root.json").write_bytes(s.trusted_root(fulcio, rekor, ct))
+    (tmp_path / "notation.pem").write_bytes(s.TestCA("notation root").pem)
+    policies = f"""\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub, second.pub]
+      requirements:
+        sbom: {{format: spdx}}
+        provenance: {{builder: "https://ci.example.test/b"}}
+    - name: ci
+      kind: cosign-keyless
+      roots: [fulcio.pem]
+      rekor_keys: [rekor.pub]
+      identities: [{{subject: {EMAIL}}}, {{subject_regex: 'ci@example\\.test'}}]
+      issuer: {ISSUER}
+    - name: sigstore
+      kind: cosign-keyless
+      trusted_root: trusted_root.json
+      identities: [{{subject: {EMAIL}}}]
+      issuer: {ISSUER}
+    - name: notary
+      kind: notation
+      roots: [notation.pem]
+      requirements: {{sbom: {{format: cyclonedx}}}}"""
+    names = ["release", "ci", "sigstore", "notary"]
+
+    for enforce in ("block", "warn"):
+        path = _export_topology(tmp_path, policies, names, enforce)
+        result = run("export", "kyverno", str(path))
+        assert result.exit_code == 0, result.stderr
+        document = YAML(typ="safe").load(result.stdout)
+        validate_cluster_policy(document)
+        assert len(document["spec"]["rules"]) == len(names)
+
+
+def test_the_kyverno_export_keeps_keyless_identities_as_strict_as_the_topology(
+    tmp_path: Path,
+) -> None:
+    fulcio, rekor, ct = s.TestCA("test fulcio"), s.TestRekor(), s.TestCTLog()
+    (tmp_path / "fulcio.pem").write_bytes(fulcio.pem)
+    (tmp_path / "rekor.pub").write_bytes(rekor.pem)
+    (tmp_path / "trusted_root.json").write_bytes(s.trusted_root(fulcio, rekor, ct))
+    policies = f"""\
+    - name: ci
+      kind: cosign-keyless
+      roots: [fulcio.pem]
+      rekor_keys: [rekor.pub]
+      identities: [{{subject: {EMAIL}}}, {{subject_regex: 'https://ci\\.example\\.test/.*'}}]
+      issuer: {ISSUER}
+    - name: sigstore
+      kind: cosign-keyless
+      trusted_root: trusted_root.json
+      identities: [{{subject: {EMAIL}}}]
+      issuer: {ISSUER}"""
+    path = _export_topology(tmp_path, policies, ["ci", "sigstore"], "block")
+
+    result = run("export", "kyverno", str(path))
+
+    assert result.exit_code == 0, result.stderr
+    rules = {
+        r["name"]: r["verifyImages"][0]
+        for r in YAML(typ="safe").load(result.stdout)["spec"]["rules"]
+    }
+    ci = rules["app-ci"]["attestors"][0]
+    assert ci["count"] == 1
+    exact, pattern = (entry["keyless"] for entry in ci["entries"])
+    assert (exact["subject"], exact["issuer"]) == (EMAIL, ISSUER)
+    # regtopo matches the whole identity; Kyverno's subjectRegExp is a search, so it is anchored.
+    assert pattern["subjectRegExp"] == "^(?:https://ci\\.example\\.test/.*)$"
+    assert pattern["issuer"] == ISSUER
+    assert (
+        re.search(pattern["subjectRegExp"], "https://evil.test/?https://ci.example.test/x") is None
+    )
+    # A trusted_root.json policy carries the root's Fulcio CA and Rekor key, not empty blocks.
+    keyless = rules["app-sigstore"]["attestors"][0]["entries"][0]["keyless"]
+    assert keyless["roots"] == fulcio.pem.decode()
+    assert keyless["rekor"]["pubkey"] == rekor.pem.decode()
+
+
+def test_notation_identities_kyverno_cannot_express_are_warned_about_naming_the_policy(
+    tmp_path: Path,
+) -> None:
+    root = s.TestCA("notation root")
+    (tmp_path / "root.pem").write_bytes(root.pem)
+    policies = """\
+    - name: notary
+      kind: notation
+      roots: [root.pem]
+      identities: [{subject: "CN=release signer"}]
+      requirements:
+        sbom: {format: cyclonedx}
+        provenance: {builder: "https://ci.example.test/b"}
+    - name: anyone-under-root
+      kind: notation
+      roots: [root.pem]"""
+    path = _export_topology(tmp_path, policies, ["notary", "anyone-under-root"], "block")
+
+    result = run("export", "kyverno", str(path))
+
+    assert result.exit_code == 0, result.stderr
+    rules = {
+        r["name"]: r["verifyImages"][0]
+        for r in YAML(typ="safe").load(result.stdout)["spec"]["rules"]
+    }
+    notary = rules["app-notary"]
+    assert notary["type"] == "Notary"
+    assert notary["attestors"][0]["entries"] == [{"certificates": {"cert": root.pem.decode()}}]
+    # Kyverno's Notary mode matches an attestation by the referrer's artifact type.
+    assert [a["type"] for a in notary["attestations"]] == ["application/vnd.cyclonedx+json"]
+    assert (
+        "policy notary: Kyverno's Notary verification has no signer identity constraint; "
+        "admission accepts any signature chaining to the trust store, not only "
+        "subject CN=release signer" in result.stderr
+    )
+    assert (
+        "policy notary: Kyverno's Notary mode finds attestations by the referrer's artifact "
+        "type; regtopo's notation provenance is a signed in-toto statement, so the provenance "
+        "requirement is not exported" in result.stderr
+    )
+    assert "anyone-under-root" not in result.stderr
+
+
+def test_verify_all_tags_audits_a_tag_pushed_outside_the_selector(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    digest = push_random_image(origin, "app", "v1")
+    with s.Pusher(origin, "app") as pusher:
+        sign_legacy(pusher, digest, key)
+    path = write_topology(
+        tmp_path,
+        origin,
+        mirror,
+        "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+        tags=["v1"],
+        verify=["release"],
+    )
+    plan, session = plan_for(path)
+    report = Executor(session).apply(plan)
+    session.close()
+    assert [r.outcome for r in report.results] == [Outcome.DONE]
+    # Pushed straight to the mirror, under a tag no replication selects.
+    intruder = push_random_image(mirror, "app", "hotfix")
+
+    default = run("verify", str(path))
+    everything = run("verify", str(path), "--all-tags")
+
+    assert default.exit_code == 0, default.stdout
+    assert "hotfix" not in default.stdout
+    assert "Verified 1 tag: 1 satisfied, 0 failed, 0 absent." in default.stdout
+    assert everything.exit_code == 1, everything.stdout
+    assert f"FAIL mirror/app:hotfix {intruder[:19]}" in everything.stdout
+    assert f"ok   mirror/app:v1 {digest[:19]}" in everything.stdout
+    # The signature tag the executor copied is an attachment, not a tag to audit.
+    audited = [line.split()[1] for line in everything.stdout.splitlines() if line.startswith(MARKS)]
+    assert audited == ["mirror/app:v1", "mirror/app:hotfix"]
+    assert "Verified 2 tags: 1 satisfied, 1 failed, 0 absent." in everything.stdout
+
+
+def test_a_target_whose_signature_does_not_verify_fails_the_action_under_block(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, backend = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    digest = push_random_image(origin, "app", "v1")
+    with s.Pusher(origin, "app") as pusher:
+        sign_legacy(pusher, digest, key)
+    sig_tag = digest.replace(":", "-") + ".sig"
+    # The target accepts the signature but never shows it again, as a registry that drops
+    # or garbles attachment tags would: regtopo must not take the copy as proven.
+    hidden = rf"/v2/app/manifests/{re.escape(sig_tag)}"
+
+    def hide_signature(request: ProxyRequest) -> Reply | None:
+        if request.method in ("GET", "HEAD") and re.fullmatch(hidden, request.path):
+            return error_reply(404, "MANIFEST_UNKNOWN")
+        return None
+
+    with Proxy(backend.url, name="mirror") as mirror:
+        mirror.add(hide_signature)
+        path = write_topology(
+            tmp_path,
+            origin,
+            mirror,  # type: ignore[arg-type]
+            "    - {name: release, kind: cosign-key, keys: [release.pub]}",
+            tags=["v1"],
+            verify=["release"],
+        )
+        applied = run("apply", str(path), "--auto-approve")
+
+        assert applied.exit_code == 1, applied.stdout + applied.stderr
+        reason = (
+            "verifying at the target: policy 'release' not satisfied: unsigned: no cosign "
+            f"signature found for {digest} (attachments: none)"
+        )
+        assert "Apply complete: 0 done, 1 failed, 0 stale, 0 not attempted" in applied.stdout
+        assert f"Failed:\n  mirror/app:v1: {reason}\n" in applied.stdout
+        # The signature went in but reads back as absent. The tag had been written before the
+        # target check: it stays, and the failure is what says so (docs/signing.md).
+        assert head(backend, "app", sig_tag) == head(origin, "app", sig_tag)
+        assert head(backend, "app", "v1") == digest
+
+        # Once the target serves its signatures, `verify` is what confirms it: apply sees the
+        # tag in sync and does not check it again.
+        mirror.rules.clear()
+        audited = run("verify", str(path), "--registry", "mirror")
+        assert audited.exit_code == 0, audited.stdout
+        assert f"ok   mirror/app:v1 {digest[:19]}" in audited.stdout
+        assert run("apply", str(path), "--auto-approve").stdout.endswith("No changes. 1 in sync.\n")

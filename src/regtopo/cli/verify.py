@@ -25,6 +25,14 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--registry", help="audit this registry (its sources and targets)"),
         ] = None,
+        all_tags: Annotated[
+            bool,
+            typer.Option(
+                "--all-tags",
+                help="audit every tag of the audited repositories, not only the selected ones "
+                "(signature and attachment tags aside)",
+            ),
+        ] = False,
         verbose: VerboseOption = 0,
     ) -> None:
         """Check what the targets hold against the signing policies; exit 1 on a failure."""
@@ -36,7 +44,7 @@ def register(app: typer.Typer) -> None:
             )
         session = Session(loaded.topology, base_dir=topology.resolve().parent)
         try:
-            entries = audit(loaded, session, registry)
+            entries = audit(loaded, session, registry, all_tags=all_tags)
         finally:
             session.close()
         typer.echo(f"regtopo verify for {topology}\n")

@@ -7,14 +7,18 @@ repositories, so that admission demands the same signers regtopo demanded before
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from regtopo.errors import RegtopoError
+from regtopo.plan.signing.crypto import VerificationFailure
+from regtopo.plan.signing.verifiers import read_trusted_root
 from regtopo.topology.models import PolicySpec, Topology
 
 log = logging.getLogger(__name__)
@@ -23,7 +27,21 @@ PREDICATES = {
     "cyclonedx": "https://cyclonedx.org/bom",
     "spdx": "https://spdx.dev/Document",
 }
+# Kyverno's Notary mode matches an attestation by the referrer's artifact type, exactly: the
+# media types the SBOM tools push (regtopo itself accepts any type with the format's prefix).
+NOTARY_SBOM_ARTIFACT_TYPES = {
+    "cyclonedx": "application/vnd.cyclonedx+json",
+    "spdx": "application/spdx+json",
+}
 SLSA_V1 = "https://slsa.dev/provenance/v1"
+# Kyverno refuses a keyless attestor whose `rekor` has no `url`; this is its documented default.
+# With `pubkey` set, the Rekor bundle stored with the signature is checked against that key.
+DEFAULT_REKOR_URL = "https://rekor.sigstore.dev"
+
+
+def _literal(texts: list[str]) -> str:
+    block: str = LiteralScalarString("\n".join(t.strip() for t in texts) + "\n")
+    return block
 
 
 def _pem(base_dir: Path, names: list[str], what: str) -> str:
@@ -37,8 +55,29 @@ def _pem(base_dir: Path, names: list[str], what: str) -> str:
             raise RegtopoError(
                 f"exporting the Kyverno policy: reading {what} {name}: {err}"
             ) from err
-    block: str = LiteralScalarString("\n".join(texts) + "\n")
-    return block
+    return _literal(texts)
+
+
+def _trusted_root(spec: PolicySpec, base_dir: Path) -> tuple[list[str], list[str], str | None]:
+    """The Fulcio certificates and Rekor keys (PEM) of the policy's trusted_root.json."""
+    assert spec.trusted_root is not None
+    path = Path(spec.trusted_root)
+    path = path if path.is_absolute() else base_dir / path
+    try:
+        certificates, keys = read_trusted_root(path)
+        logs = json.loads(path.read_bytes()).get("tlogs") or []
+    except (VerificationFailure, OSError, ValueError) as err:
+        reason = err.reason if isinstance(err, VerificationFailure) else str(err)
+        raise RegtopoError(f"exporting the Kyverno policy: policy {spec.name}: {reason}") from err
+    roots = [c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certificates]
+    pems = [
+        k.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+        for k in keys
+    ]
+    url = logs[0].get("baseUrl") if logs and isinstance(logs[0], dict) else None
+    return roots, pems, url
 
 
 def _host(topology: Topology, registry: str) -> str | None:
@@ -63,19 +102,50 @@ def _attestors(spec: PolicySpec, base_dir: Path) -> list[dict[str, Any]]:
             for key in spec.keys
         ]
     elif spec.kind == "cosign-keyless":
-        roots = _pem(base_dir, spec.roots, "Fulcio root")
-        rekor = _pem(base_dir, spec.rekor_keys, "Rekor key")
+        root_pems: list[str] = []
+        rekor_pems: list[str] = []
+        rekor_url = None
+        if spec.trusted_root is not None:
+            root_pems, rekor_pems, rekor_url = _trusted_root(spec, base_dir)
+        if spec.roots:
+            root_pems.append(_pem(base_dir, spec.roots, "Fulcio root"))
+        if spec.rekor_keys:
+            rekor_pems.append(_pem(base_dir, spec.rekor_keys, "Rekor key"))
+        if len(rekor_pems) > 1:
+            # Kyverno takes one Rekor key per attestor; the first is kept (stricter, not weaker).
+            log.warning(
+                "policy %s: Kyverno takes one Rekor public key per attestor; only the first of "
+                "%d is exported, so signatures logged under the others are refused at admission",
+                spec.name,
+                len(rekor_pems),
+            )
+        roots = _literal(root_pems)
+        rekor = _literal(rekor_pems[:1])
         entries = []
         for identity in spec.identities:
             keyless: dict[str, Any] = {"issuer": spec.issuer}
             if identity.subject is not None:
                 keyless["subject"] = identity.subject
             else:
-                keyless["subjectRegExp"] = identity.subject_regex
+                # regtopo matches the whole identity; Kyverno (cosign) searches the pattern in
+                # it, so anchor it: otherwise any SAN merely containing a match would pass.
+                keyless["subjectRegExp"] = f"^(?:{identity.subject_regex})$"
             keyless["roots"] = roots
-            keyless["rekor"] = {"pubkey": rekor}
+            keyless["rekor"] = {"url": rekor_url or DEFAULT_REKOR_URL, "pubkey": rekor}
             entries.append({"keyless": keyless})
     else:
+        if spec.identities:
+            # Kyverno's Notary verifier trusts every identity ("*") under the trust store.
+            wanted = ", ".join(
+                f"subject {i.subject}" if i.subject is not None else f"subject /{i.subject_regex}/"
+                for i in spec.identities
+            )
+            log.warning(
+                "policy %s: Kyverno's Notary verification has no signer identity constraint; "
+                "admission accepts any signature chaining to the trust store, not only %s",
+                spec.name,
+                wanted,
+            )
         entries = [{"certificates": {"cert": _pem(base_dir, spec.roots, "trust store")}}]
     return [{"count": 1, "entries": entries}]
 
@@ -84,8 +154,19 @@ def _attestations(spec: PolicySpec, attestors: list[dict[str, Any]]) -> list[dic
     out: list[dict[str, Any]] = []
     requirements = spec.requirements
     if requirements.sbom is not None:
-        out.append({"type": PREDICATES[requirements.sbom.format], "attestors": attestors})
-    if requirements.provenance is not None:
+        if spec.kind == "notation":
+            kind = NOTARY_SBOM_ARTIFACT_TYPES[requirements.sbom.format]
+        else:
+            kind = PREDICATES[requirements.sbom.format]
+        out.append({"type": kind, "attestors": attestors})
+    if requirements.provenance is not None and spec.kind == "notation":
+        log.warning(
+            "policy %s: Kyverno's Notary mode finds attestations by the referrer's artifact "
+            "type; regtopo's notation provenance is a signed in-toto statement, so the "
+            "provenance requirement is not exported and admission does not check it",
+            spec.name,
+        )
+    elif requirements.provenance is not None:
         attestation: dict[str, Any] = {"type": SLSA_V1, "attestors": attestors}
         builder = requirements.provenance.builder
         if builder is not None:
@@ -131,10 +212,12 @@ def kyverno_policy(
         for policy_name in replication.verify:
             spec = policies[policy_name]
             attestors = _attestors(spec, base_dir)
+            enforce = replication.enforce == "block"
             verify: dict[str, Any] = {
                 "imageReferences": references,
-                "failureAction": "Enforce" if replication.enforce == "block" else "Audit",
-                "mutateDigest": True,
+                "failureAction": "Enforce" if enforce else "Audit",
+                # Kyverno refuses a rule that rewrites images while it only audits.
+                "mutateDigest": enforce,
                 "verifyDigest": True,
                 "required": True,
             }

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.topology.loader import LoadedTopology
 from regtopo.topology.selectors import select_tags
+
+# Tags that carry signatures and attachments rather than content: cosign's
+# `sha256-<hex>.sig/.att/.sbom` and the referrers fallback tag `sha256-<hex>`.
+_ATTACHMENT_TAG = re.compile(r"^sha(256|384|512)-[0-9a-f]{32,128}(\.[A-Za-z0-9_-]+)?$")
+
+
+def is_attachment_tag(tag: str) -> bool:
+    return _ATTACHMENT_TAG.match(tag) is not None
 
 
 @dataclass(frozen=True)
@@ -30,12 +39,18 @@ class AuditEntry:
 
 
 def audit(
-    loaded: LoadedTopology, session: Session, registry: str | None = None
+    loaded: LoadedTopology,
+    session: Session,
+    registry: str | None = None,
+    *,
+    all_tags: bool = False,
 ) -> list[AuditEntry]:
     """Every tag a replication with `verify` writes; with `registry`, every such tag there.
 
     With a registry named, its source repositories are audited too: a registry that feeds
-    others is where unsigned content should be caught first.
+    others is where unsigned content should be caught first. With `all_tags`, every tag the
+    audited repositories hold is checked too (attachment tags aside), not only the selected
+    ones: a tag pushed there by hand is then caught as well.
     """
     topology = loaded.topology
     policies = PolicySet(topology, loaded.path.resolve().parent)
@@ -57,6 +72,9 @@ def audit(
                 if exact is not None
                 else select_tags(replication.tags, repository.list_tags())
             )
+            if all_tags:
+                held = [t for t in repository.list_tags() if not is_attachment_tag(t)]
+                tags = [*tags, *sorted(set(held) - set(tags))]
             for tag in tags:
                 key = (place_registry, place_repository, tag, replication.label)
                 if key in seen:
