@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from typer.testing import CliRunner
 from regtopo.cli.main import app
 from regtopo.render.retention_export import export_retention, to_glob, to_prefix
 from regtopo.topology.models import Topology
+from regtopo.topology.retention import RetentionRule, matches
 
 
 def topology(*rules: dict[str, Any]) -> Topology:
@@ -214,32 +218,289 @@ def test_gitlab_older_than_past_90_days_deletes_nothing() -> None:
     assert "older_than 180d: GitLab's longest is 90d, so no tag is deleted" in result.unexpressed
 
 
-def test_harbor_retains_everything_except_old_matches() -> None:
-    rules = export_retention(topology(CI), "harbor").document["rules"]
+# What regtopo deletes, per docs/retention.md "How rules combine", for the clauses the tests
+# below use (no keep.latest), and interpreters of each product's documented semantics.
 
-    summary = [
-        (
-            r["template"],
-            r["params"],
-            r["tag_selectors"][0]["decoration"],
-            r["tag_selectors"][0]["pattern"],
-            r["tag_selectors"][0]["extras"],
+
+@dataclass(frozen=True)
+class Artifact:
+    repository: str
+    tags: tuple[str, ...]
+    days: int  # its age: regtopo's and the product's push age alike here
+
+
+REPOSITORIES = ["apps/web", "apps/api", "lib/x", "other/y"]
+ARTIFACTS = [
+    Artifact(repository, tags, days)
+    for repository in REPOSITORIES
+    for tags in [("ci-1",), ("pr-1",), ("v1",), ("ci-2", "v2"), ("ci-3", "pr-3"), ()]
+    for days in (1, 5, 100)
+]
+
+
+def regtopo_deletes(rules: list[RetentionRule], artifact: Artifact) -> bool:
+    covering = [r for r in rules if matches(r.repositories, artifact.repository)]
+    age = timedelta(days=artifact.days)
+    if any(r.keep.newer_than is not None and age < r.keep.newer_than for r in covering):
+        return False
+    if not artifact.tags:
+        return any(
+            r.delete.untagged_older_than is not None and age > r.delete.untagged_older_than
+            for r in covering
         )
-        for r in rules
+
+    def candidate(tag: str) -> bool:
+        return any(
+            matches(r.delete.tags, tag)
+            and r.delete.older_than is not None
+            and age > r.delete.older_than
+            for r in covering
+        )
+
+    kept = any(matches(r.keep.tags, tag) for r in covering for tag in artifact.tags)
+    return not kept and all(candidate(tag) for tag in artifact.tags)
+
+
+def doublestar(pattern: str, name: str) -> bool:
+    """bmatcuk/doublestar as Harbor uses it: `**` crosses `/`, `*` does not, `{a,b}`."""
+    out = ""
+    for piece in re.split(r"(\*\*|\*|\{[^}]*\})", pattern):
+        if piece == "**":
+            out += ".*"
+        elif piece == "*":
+            out += "[^/]*"
+        elif piece.startswith("{"):
+            alternatives = [doublestar_regex(p) for p in piece[1:-1].split(",")]
+            out += "(?:" + "|".join(alternatives) + ")"
+        else:
+            out += re.escape(piece)
+    return re.fullmatch(out, name) is not None
+
+
+def doublestar_regex(pattern: str) -> str:
+    return ".*".join("[^/]*".join(map(re.escape, p.split("*"))) for p in pattern.split("**"))
+
+
+def harbor_selects(selector: dict[str, Any], artifact: Artifact) -> bool:
+    """Harbor's doublestar tag selector; `untagged` reads the other way round for excludes."""
+    untagged = json.loads(selector["extras"])["untagged"]
+    if selector["decoration"] == "matches":
+        if not artifact.tags:
+            return bool(untagged)
+        return any(doublestar(selector["pattern"], t) for t in artifact.tags)
+    assert selector["decoration"] == "excludes"
+    if not artifact.tags:
+        return not untagged
+    return any(not doublestar(selector["pattern"], t) for t in artifact.tags)
+
+
+def harbor_deletes(policy: dict[str, Any], artifacts: list[Artifact]) -> set[Artifact]:
+    """Harbor's retention run over one project: per repository, the rules whose scope selects
+    it retain (algorithm or); the rest of that repository is deleted. A repository no rule
+    selects is left alone. Repository names are the project's, without the project."""
+    assert policy["algorithm"] == "or"
+    deleted: set[Artifact] = set()
+    for repository in sorted({a.repository for a in artifacts}):
+        name = repository.split("/", 1)[1]
+        in_repository = [a for a in artifacts if a.repository == repository]
+        rules = []
+        for rule in policy["rules"]:
+            [scope] = rule["scope_selectors"]["repository"]
+            hit = doublestar(scope["pattern"], name)
+            if hit == (scope["decoration"] == "repoMatches"):
+                rules.append(rule)
+        if not rules:
+            continue
+        retained: set[Artifact] = set()
+        for rule in rules:
+            [selector] = rule["tag_selectors"]
+            selected = [a for a in in_repository if harbor_selects(selector, a)]
+            if rule["template"] == "always":
+                retained |= set(selected)
+            elif rule["template"] == "nDaysSinceLastPush":
+                retained |= {a for a in selected if a.days < rule["params"]["nDaysSinceLastPush"]}
+            else:
+                raise AssertionError(f"no interpreter for {rule['template']}")
+        deleted |= set(in_repository) - retained
+    return deleted
+
+
+def harbor_run(result_document: dict[str, Any]) -> set[Artifact]:
+    """Every policy on its project ('*': every project no other policy names)."""
+    named = {p["project"] for p in result_document["policies"]} - {"*"}
+    deleted: set[Artifact] = set()
+    for policy in result_document["policies"]:
+        project = policy["project"]
+        mine = [
+            a
+            for a in ARTIFACTS
+            if (a.repository.split("/")[0] == project)
+            or (project == "*" and a.repository.split("/")[0] not in named)
+        ]
+        deleted |= harbor_deletes(policy["policy"], mine)
+    return deleted
+
+
+def rule(name: str, repositories: list[str], **clauses: Any) -> dict[str, Any]:
+    return {"name": name, "registry": "r", "repositories": repositories, **clauses}
+
+
+PRUNE = rule("prune", ["apps/web"], delete={"tags": ["ci-.*"], "older_than": "3d"})
+OTHER = rule("other", ["lib/x"], delete={"tags": ["pr-.*"], "older_than": "0s"})
+
+
+def expected(*rules: dict[str, Any]) -> set[Artifact]:
+    spec = topology(*rules).retention
+    assert spec is not None
+    return {a for a in ARTIFACTS if regtopo_deletes(spec.rules, a)}
+
+
+def test_harbor_two_rules_on_different_repositories_delete_only_what_regtopo_does() -> None:
+    result = export_retention(topology(PRUNE, OTHER), "harbor")
+
+    def scoped(
+        template: str,
+        params: dict[str, Any],
+        decoration: str,
+        pattern: str,
+        untagged: bool,
+        repo: str,
+        scope: str,
+    ) -> dict[str, Any]:
+        return {
+            "disabled": False,
+            "action": "retain",
+            "template": template,
+            "params": params,
+            "tag_selectors": [
+                {
+                    "kind": "doublestar",
+                    "decoration": decoration,
+                    "pattern": pattern,
+                    "extras": json.dumps({"untagged": untagged}, separators=(",", ":")),
+                }
+            ],
+            "scope_selectors": {
+                "repository": [{"kind": "doublestar", "decoration": repo, "pattern": scope}]
+            },
+        }
+
+    def policy(*rules: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "algorithm": "or",
+            "rules": list(rules),
+            "trigger": {"kind": "Schedule", "settings": {"cron": "0 0 0 * * *"}},
+            "scope": {"level": "project", "ref": "PROJECT_ID"},
+        }
+
+    assert result.document == {
+        "policies": [
+            {
+                "project": "apps",
+                "rules": ["prune"],
+                "policy": policy(
+                    # excludes with untagged:false selects untagged ones: they are retained
+                    scoped("always", {}, "excludes", "ci-**", False, "repoMatches", "web"),
+                    scoped("always", {}, "matches", "**", True, "repoExcludes", "web"),
+                    scoped(
+                        "nDaysSinceLastPush",
+                        {"nDaysSinceLastPush": 3},
+                        "matches",
+                        "ci-**",
+                        False,
+                        "repoMatches",
+                        "web",
+                    ),
+                ),
+            },
+            {
+                "project": "lib",
+                "rules": ["other"],
+                "policy": policy(
+                    scoped("always", {}, "excludes", "pr-**", False, "repoMatches", "x"),
+                    scoped("always", {}, "matches", "**", True, "repoExcludes", "x"),
+                ),
+            },
+        ]
+    }
+    assert harbor_run(result.document) == expected(PRUNE, OTHER)
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [PRUNE, OTHER],
+        [
+            rule(
+                "apps",
+                ["apps/.*"],
+                delete={"tags": ["ci-.*"], "older_than": "0s", "untagged_older_than": "2d"},
+            ),
+            rule(
+                "web",
+                ["apps/web"],
+                keep={"tags": ["ci-2"]},
+                delete={"tags": ["pr-.*"], "older_than": "3d"},
+            ),
+        ],
+        [
+            rule(
+                "all",
+                [".*"],
+                keep={"tags": ["v.*"]},
+                delete={"tags": ["ci-.*", "pr-.*"], "older_than": "3d"},
+            ),
+            rule(
+                "lib",
+                ["lib/.*"],
+                keep={"newer_than": "10d"},
+                delete={"tags": ["pr-.*"], "older_than": "0s", "untagged_older_than": "0s"},
+            ),
+        ],
+        [
+            rule("odd", [r"apps/w\w+"], delete={"tags": ["ci-.*"], "older_than": "0s"}),
+            rule("keep", [".*b"], keep={"tags": ["ci-.*"]}),
+            OTHER,
+        ],
+    ],
+    ids=["disjoint", "overlapping", "everywhere-and-one-project", "no-wildcard"],
+)
+def test_harbor_never_deletes_what_regtopo_keeps(rules: list[dict[str, Any]]) -> None:
+    result = export_retention(topology(*rules), "harbor")
+
+    deleted = harbor_run(result.document)
+
+    assert deleted <= expected(*rules), sorted(deleted - expected(*rules), key=str)
+    assert deleted, "the export should still delete something"
+
+
+def test_harbor_says_where_rules_may_share_a_repository_and_it_deletes_less() -> None:
+    rules = [
+        rule("apps", ["apps/.*"], delete={"tags": ["ci-.*"], "older_than": "0s"}),
+        rule("web", ["apps/web"], delete={"tags": ["ci-.*", "pr-.*"], "older_than": "0s"}),
     ]
-    assert summary == [
-        ("always", {}, "excludes", "ci-**", '{"untagged":false}'),
-        ("always", {}, "matches", "v**", '{"untagged":false}'),
-        ("always", {}, "matches", "latest", '{"untagged":false}'),
-        (
-            "nDaysSinceLastPush",
-            {"nDaysSinceLastPush": 30},
-            "matches",
-            "ci-**",
-            '{"untagged":false}',
-        ),
-        ("nDaysSinceLastPush", {"nDaysSinceLastPush": 14}, "matches", "**", '{"untagged":true}'),
-    ]
+
+    result = export_retention(topology(*rules), "harbor")
+
+    assert result.unexpressed[0] == (
+        "rules 'apps' and 'web' may cover the same repository: Harbor deletes there only what "
+        "both rules delete"
+    )
+    web = {a for a in harbor_run(result.document) if a.repository == "apps/web"}
+    # regtopo deletes pr-1 and ci-3+pr-3 there too; Harbor only what every tag of both allows
+    assert web == {Artifact("apps/web", ("ci-1",), d) for d in (1, 5, 100)}
+
+
+def test_harbor_leaves_out_deletes_of_a_pattern_that_names_no_project() -> None:
+    rules = [rule("web", [".*/web"], delete={"tags": ["ci-.*"], "older_than": "0s"})]
+
+    result = export_retention(topology(*rules), "harbor")
+
+    assert result.document == {"policies": []}
+    assert result.unexpressed[0] == (
+        "rule 'web': repositories '.*/web': a Harbor retention policy attaches to one project, "
+        "and this pattern names none: its deletes are left out"
+    )
 
 
 def test_export_command_prints_json_and_what_it_cannot_express(tmp_path: Path) -> None:
@@ -256,7 +517,9 @@ def test_export_command_prints_json_and_what_it_cannot_express(tmp_path: Path) -
     result = CliRunner().invoke(app, ["export", "retention", "--provider", "harbor", str(path)])
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["algorithm"] == "or"
+    [policy] = json.loads(result.stdout)["policies"]
+    assert policy["project"] == "*"
+    assert policy["policy"]["algorithm"] == "or"
     assert result.stderr.startswith(
         "cannot express: rule 'ci': keep.latest by semver: Harbor keeps by push time"
     )
