@@ -127,6 +127,30 @@ class _Part:
     rules: list[RetentionRule]
 
 
+def _by_repositories(rules: list[RetentionRule]) -> list[_Part]:
+    """One part per distinct repository list of the rules that delete.
+
+    A policy there carries those rules' deletes, and the keeps of every rule that may cover a
+    repository of the list as well: a keep applied where regtopo would not apply it only keeps
+    more.
+    """
+    groups: dict[tuple[str, ...], list[RetentionRule]] = {}
+    for rule in rules:
+        if not rule.delete.empty:
+            groups.setdefault(tuple(sorted(set(rule.repositories))), []).append(rule)
+    parts = []
+    for key, own in groups.items():
+        names = {r.name for r in own}
+        keeps = [
+            keeps_only(r)
+            for r in rules
+            if r.name not in names and may_overlap(r.repositories, list(key))
+        ]
+        views = own + [k for k in keeps if k is not None]
+        parts.append(_Part({"repositories": list(key)}, sorted(names), views))
+    return parts
+
+
 def _by_container(
     rules: list[RetentionRule], depth: int, container: str, product: str
 ) -> tuple[list[_Part], list[str]]:
@@ -195,16 +219,6 @@ class _Translator:
             )
 
 
-def _attach_note(t: _Translator) -> None:
-    scopes = sorted({", ".join(r.repositories) for r in t.rules if not r.delete.empty})
-    if scopes:
-        t.unexpressed.append(
-            f"{t.provider} attaches a policy to one repository: attach this one only to "
-            f"repositories matching {' and '.join(scopes)}"
-            + (" (rules with deletes cover different ones)" if len(scopes) > 1 else "")
-        )
-
-
 def _ceilings(product: str) -> str:
     return (
         "max_deletes and max_percent ceilings, sync-mode deletions and referrer clean-up "
@@ -213,8 +227,8 @@ def _ceilings(product: str) -> str:
     )
 
 
-def _ecr(rules: list[RetentionRule]) -> tuple[Any, list[str]]:
-    t = _Translator(rules, "ECR")
+def _ecr(rules: list[RetentionRule], where: str) -> tuple[Any, list[str]]:
+    t = _Translator(rules, "ECR", where)
     claims: list[dict[str, Any]] = []
     expires: list[dict[str, Any]] = []
     untagged_days = 0
@@ -285,7 +299,6 @@ def _ecr(rules: list[RetentionRule]) -> tuple[Any, list[str]]:
                 },
             }
         )
-    _attach_note(t)
     t.finish()
     chosen = claims + ([] if t.blocked else expires)
     document = {
@@ -419,8 +432,8 @@ def _round_up(value: int, allowed: tuple[int, ...]) -> int | None:
     return next((a for a in allowed if a >= value), None)
 
 
-def _gitlab(rules: list[RetentionRule]) -> tuple[Any, list[str]]:
-    t = _Translator(rules, "GitLab")
+def _gitlab(rules: list[RetentionRule], where: str) -> tuple[Any, list[str]]:
+    t = _Translator(rules, "GitLab", where)
     keep_patterns: list[str] = []
     delete_patterns: list[str] = []
     keep_n: int | None = None
@@ -463,14 +476,14 @@ def _gitlab(rules: list[RetentionRule]) -> tuple[Any, list[str]]:
     if delete_patterns and days is None:
         t.unexpressed.append(
             f"older_than {format_duration(t.age(older))}: GitLab's longest is 90d, so no tag "
-            "is deleted"
+            f"is deleted{where}"
         )
         delete_patterns = []
     if len({r.delete.older_than for r in rules if r.delete.tags}) > 1:
         t.unexpressed.append(
-            f"GitLab has one older_than per project: every delete pattern uses the longest, {days}d"
+            f"GitLab has one older_than per project: every delete pattern{where} uses the "
+            f"longest, {days}d"
         )
-    _attach_note(t)
     t.finish()
     enabled = bool(delete_patterns) and not t.blocked
     attributes: dict[str, Any] = {"enabled": enabled, "cadence": "1d"}
@@ -627,7 +640,7 @@ def _harbor(rules: list[RetentionRule], where: str) -> tuple[Any, list[str]]:
     return document, t.unexpressed
 
 
-_TRANSLATORS = {"ecr": _ecr, "gar": _gar, "acr": _acr, "gitlab": _gitlab}
+_TRANSLATORS = {"gar": _gar, "acr": _acr}
 _PRODUCTS = {
     "ecr": "ECR",
     "gar": "Artifact Registry",
@@ -675,6 +688,20 @@ def _overlaps(parts: list[_Part], consequence: str) -> list[str]:
     return _dedupe(notes)
 
 
+def _shared(parts: list[_Part], consequence: str) -> list[str]:
+    """Parts whose repository lists may share a repository, and what happens there."""
+    notes = []
+    for i, left in enumerate(parts):
+        for right in parts[i + 1 :]:
+            if may_overlap(left.label["repositories"], right.label["repositories"]):
+                a, b = ", ".join(left.owners), ", ".join(right.owners)
+                notes.append(
+                    f"rules {a} and {b} may cover the same repository, which takes one "
+                    f"{consequence}"
+                )
+    return notes
+
+
 def _where(container: str, name: str) -> str:
     return f" for every {container} no rule names" if name == ANY else f" for {container} {name}"
 
@@ -716,6 +743,41 @@ def export_retention(topology: Topology, provider: str, registry: str | None = N
             document, lines = _harbor(part.rules, where)
             policies.append(part.label | {"rules": part.owners, "policy": document})
             unexpressed += lines
+        unexpressed.append(_ceilings(_PRODUCTS[provider]))
+        return Export(provider, registry, {"policies": policies}, _dedupe(unexpressed))
+    if provider in ("ecr", "gitlab"):
+        parts = _by_repositories(chosen)
+        unexpressed = []
+        if provider == "ecr":
+            unexpressed += _shared(
+                parts,
+                "lifecycle policy: there only the attached one's deletes run, and its keeps "
+                "include the other rules' keeps",
+            )
+        else:
+            unexpressed.append(
+                "GitLab's cleanup policy covers every container repository of a project: put "
+                "each policy only on projects whose container repositories all match its "
+                "repositories"
+            )
+            unexpressed += _shared(
+                parts,
+                "project policy: there only the chosen one's deletes run, and its keeps "
+                "include the other rules' keeps",
+            )
+        policies = []
+        for part in parts:
+            where = " for repositories " + ", ".join(part.label["repositories"])
+            translate = _ecr if provider == "ecr" else _gitlab
+            document, lines = translate(part.rules, where)
+            policies.append(part.label | {"rules": part.owners, "policy": document})
+            unexpressed += lines
+        if provider == "ecr" and any(r.delete.tags for r in chosen):
+            unexpressed.append(
+                "ECR expires an image with every tag on it once one tag matches a delete "
+                "pattern; regtopo keeps it while another tag no rule deletes points at it: "
+                "name such tags in keep.tags"
+            )
         unexpressed.append(_ceilings(_PRODUCTS[provider]))
         return Export(provider, registry, {"policies": policies}, _dedupe(unexpressed))
     document, unexpressed = _TRANSLATORS[provider](chosen)

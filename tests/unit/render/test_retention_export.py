@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from dataclasses import dataclass
@@ -54,7 +55,9 @@ def test_regex_to_wildcard_and_prefix_only_where_exact(
 def test_ecr_keeps_claim_first_then_expire_by_push_age() -> None:
     result = export_retention(topology(CI), "ecr")
 
-    selections = [(r["rulePriority"], r["selection"]) for r in result.document["rules"]]
+    [policy] = result.document["policies"]
+    assert (policy["repositories"], policy["rules"]) == ([".*"], ["ci"])
+    selections = [(r["rulePriority"], r["selection"]) for r in policy["policy"]["rules"]]
     assert selections == [
         (
             1,
@@ -94,7 +97,7 @@ def test_ecr_keeps_claim_first_then_expire_by_push_age() -> None:
             },
         ),
     ]
-    assert all(r["action"] == {"type": "expire"} for r in result.document["rules"])
+    assert all(r["action"] == {"type": "expire"} for r in policy["policy"]["rules"])
 
 
 def test_ecr_cannot_say_keep_latest_with_an_age_so_it_exports_no_delete() -> None:
@@ -102,12 +105,15 @@ def test_ecr_cannot_say_keep_latest_with_an_age_so_it_exports_no_delete() -> Non
 
     result = export_retention(topology(rule), "ecr")
 
-    assert result.document == {"rules": []}
+    assert result.document["policies"][0]["policy"] == {"rules": []}
     assert result.unexpressed[0] == (
         "rule 'ci': keep.latest 5: an ECR rule expires by count or by age, never both; without "
         "it the policy would delete what regtopo keeps"
     )
-    assert "no delete rule is exported: a keep above has no ECR equivalent" in result.unexpressed
+    assert (
+        "no delete rule is exported for repositories .*: a keep above has no ECR equivalent"
+        in result.unexpressed
+    )
 
 
 def test_ecr_keep_latest_over_any_age_is_an_image_count() -> None:
@@ -119,7 +125,8 @@ def test_ecr_keep_latest_over_any_age_is_an_image_count() -> None:
         "delete": {"tags": ["ci-.*"], "older_than": "0s"},
     }
 
-    [only] = export_retention(topology(rule), "ecr").document["rules"]
+    [policy] = export_retention(topology(rule), "ecr").document["policies"]
+    [only] = policy["policy"]["rules"]
 
     assert only["selection"] == {
         "tagStatus": "tagged",
@@ -137,7 +144,8 @@ def test_keep_newer_than_of_another_rule_lengthens_every_delete_age() -> None:
         "keep": {"newer_than": "45d"},
     }
 
-    rules = export_retention(topology(CI, fresh), "ecr").document["rules"]
+    [policy] = export_retention(topology(CI, fresh), "ecr").document["policies"]
+    rules = policy["policy"]["rules"]
 
     assert [r["selection"]["countNumber"] for r in rules[2:]] == [45, 45]
 
@@ -196,7 +204,7 @@ def test_gitlab_rounds_towards_keeping() -> None:
 
     result = export_retention(topology(rule), "gitlab")
 
-    assert result.document == {
+    assert result.document["policies"][0]["policy"] == {
         "container_expiration_policy_attributes": {
             "enabled": True,
             "cadence": "1d",
@@ -214,8 +222,12 @@ def test_gitlab_older_than_past_90_days_deletes_nothing() -> None:
 
     result = export_retention(topology(rule), "gitlab")
 
-    assert result.document["container_expiration_policy_attributes"]["enabled"] is False
-    assert "older_than 180d: GitLab's longest is 90d, so no tag is deleted" in result.unexpressed
+    policy = result.document["policies"][0]["policy"]
+    assert policy["container_expiration_policy_attributes"]["enabled"] is False
+    assert (
+        "older_than 180d: GitLab's longest is 90d, so no tag is deleted for repositories .*"
+        in result.unexpressed
+    )
 
 
 # What regtopo deletes, per docs/retention.md "How rules combine", for the clauses the tests
@@ -501,6 +513,235 @@ def test_harbor_leaves_out_deletes_of_a_pattern_that_names_no_project() -> None:
         "rule 'web': repositories '.*/web': a Harbor retention policy attaches to one project, "
         "and this pattern names none: its deletes are left out"
     )
+
+
+def ecr_expires(policy: dict[str, Any], images: list[Artifact]) -> set[Artifact]:
+    """An ECR lifecycle policy on one repository: rules by priority; an image the first rule
+    to select it does not expire, no lower rule may expire."""
+    claimed: set[Artifact] = set()
+    expired: set[Artifact] = set()
+    for rule in sorted(policy["rules"], key=lambda r: r["rulePriority"]):
+        selection = rule["selection"]
+
+        def selects(image: Artifact, selection: dict[str, Any] = selection) -> bool:
+            if selection["tagStatus"] == "untagged":
+                return not image.tags
+            return all(
+                any(fnmatch.fnmatchcase(t, p) for t in image.tags)
+                for p in selection["tagPatternList"]
+            )
+
+        selected = [i for i in images if i not in claimed and selects(i)]
+        claimed |= set(selected)
+        count = selection["countNumber"]
+        if selection["countType"] == "sinceImagePushed":
+            expired |= {i for i in selected if i.days > count}
+        else:
+            expired |= set(sorted(selected, key=lambda i: i.days)[count:])
+    return expired
+
+
+def attach_each_way(document: dict[str, Any]) -> list[dict[str, dict[str, Any]]]:
+    """Every way to put one policy on each repository: one whose patterns match it."""
+    choices: list[dict[str, dict[str, Any]]] = [{}]
+    for repository in REPOSITORIES:
+        fitting = [p for p in document["policies"] if matches(p["repositories"], repository)]
+        if fitting:
+            choices = [c | {repository: p["policy"]} for c in choices for p in fitting]
+    return choices
+
+
+def test_ecr_two_rules_on_different_repositories_get_a_policy_each() -> None:
+    result = export_retention(topology(PRUNE, OTHER), "ecr")
+
+    assert result.document == {
+        "policies": [
+            {
+                "repositories": ["apps/web"],
+                "rules": ["prune"],
+                "policy": {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": "regtopo prune: delete tags ci-.*",
+                            "selection": {
+                                "tagStatus": "tagged",
+                                "tagPatternList": ["ci-*"],
+                                "countType": "sinceImagePushed",
+                                "countUnit": "days",
+                                "countNumber": 3,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                },
+            },
+            {
+                "repositories": ["lib/x"],
+                "rules": ["other"],
+                "policy": {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": "regtopo other: delete tags pr-.*",
+                            "selection": {
+                                "tagStatus": "tagged",
+                                "tagPatternList": ["pr-*"],
+                                "countType": "sinceImagePushed",
+                                "countUnit": "days",
+                                "countNumber": 1,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                },
+            },
+        ]
+    }
+    assert not [line for line in result.unexpressed if "attach" in line]
+
+
+OVERLAPPING = [
+    rule(
+        "apps",
+        ["apps/.*"],
+        keep={"tags": ["ci-2"]},
+        delete={"tags": ["ci-.*"], "older_than": "0s", "untagged_older_than": "2d"},
+    ),
+    rule(
+        "web", ["apps/web"], keep={"tags": ["pr-3"]}, delete={"tags": ["pr-.*"], "older_than": "3d"}
+    ),
+]
+EVERYWHERE = [
+    rule("all", [".*"], keep={"tags": ["v.*"]}, delete={"tags": ["ci-.*"], "older_than": "3d"}),
+    rule(
+        "lib",
+        ["lib/.*"],
+        keep={"newer_than": "10d"},
+        delete={"tags": ["pr-.*"], "older_than": "0s"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [[PRUNE, OTHER], OVERLAPPING, EVERYWHERE],
+    ids=["disjoint", "overlapping", "everywhere"],
+)
+def test_ecr_never_expires_what_regtopo_keeps(rules: list[dict[str, Any]]) -> None:
+    result = export_retention(topology(*rules), "ecr")
+    deleted_any = False
+    # ECR expires an image for one matching tag, whatever its other tags: said, not expressed.
+    assert any(
+        line.startswith("ECR expires an image with every tag") for line in result.unexpressed
+    )
+    single = [a for a in ARTIFACTS if len(a.tags) <= 1]
+
+    for attached in attach_each_way(result.document):
+        expired = {
+            image
+            for repository, policy in attached.items()
+            for image in ecr_expires(policy, [a for a in single if a.repository == repository])
+        }
+        assert expired <= expected(*rules), sorted(expired - expected(*rules), key=str)
+        deleted_any |= bool(expired)
+    assert deleted_any
+
+
+def test_ecr_names_rules_whose_policies_may_meet_on_one_repository() -> None:
+    result = export_retention(topology(*OVERLAPPING), "ecr")
+
+    assert [p["rules"] for p in result.document["policies"]] == [["apps"], ["web"]]
+    assert result.unexpressed[0] == (
+        "rules apps and web may cover the same repository, which takes one lifecycle policy: "
+        "there only the attached one's deletes run, and its keeps include the other rules' keeps"
+    )
+    # The policy of 'apps' claims 'web''s kept pr-3 before it expires ci-*.
+    claims = [
+        r["selection"].get("tagPatternList")
+        for r in result.document["policies"][0]["policy"]["rules"]
+    ]
+    assert claims[:2] == [["ci-2"], ["pr-3"]]
+
+
+def gitlab_deletes(attributes: dict[str, Any], images: list[Artifact]) -> set[tuple[Artifact, str]]:
+    """GitLab's cleanup policy on one image repository: tags matching name_regex, older than
+    older_than, not matching name_regex_keep and not among the keep_n newest (regexes anchored).
+    It deletes tags one by one."""
+    if not attributes["enabled"]:
+        return set()
+    older = int(attributes["older_than"].rstrip("d"))
+    tagged = sorted(((i, t) for i in images for t in i.tags), key=lambda it: it[0].days)
+    keep_n = attributes.get("keep_n", 0)
+    return {
+        (image, tag)
+        for n, (image, tag) in enumerate(tagged)
+        if n >= keep_n
+        and re.fullmatch(attributes["name_regex"], tag)
+        and not re.fullmatch(attributes.get("name_regex_keep", "(?!)"), tag)
+        and image.days > older
+    }
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [[PRUNE, OTHER], OVERLAPPING, EVERYWHERE],
+    ids=["disjoint", "overlapping", "everywhere"],
+)
+def test_gitlab_never_deletes_a_tag_regtopo_keeps(rules: list[dict[str, Any]]) -> None:
+    result = export_retention(topology(*rules), "gitlab")
+    spec = topology(*rules).retention
+    assert spec is not None
+    deleted_any = False
+
+    for attached in attach_each_way(result.document):
+        for repository, policy in attached.items():
+            images = [a for a in ARTIFACTS if a.repository == repository]
+            attributes = policy["container_expiration_policy_attributes"]
+            for image, tag in gitlab_deletes(attributes, images):
+                # GitLab deletes a tag alone; regtopo keeps what a keep holds, and deletes a
+                # tag only as a candidate.
+                assert regtopo_deletes(spec.rules, Artifact(repository, (tag,), image.days)), (
+                    image,
+                    tag,
+                )
+                assert not any(matches(r.keep.tags, tag) for r in spec.rules), (image, tag)
+                deleted_any = True
+    assert deleted_any
+
+
+def test_gitlab_two_rules_on_different_repositories_get_a_policy_each() -> None:
+    result = export_retention(topology(PRUNE, OTHER), "gitlab")
+
+    assert result.document == {
+        "policies": [
+            {
+                "repositories": ["apps/web"],
+                "rules": ["prune"],
+                "policy": {
+                    "container_expiration_policy_attributes": {
+                        "enabled": True,
+                        "cadence": "1d",
+                        "name_regex": "(?:ci-.*)",
+                        "older_than": "7d",
+                    }
+                },
+            },
+            {
+                "repositories": ["lib/x"],
+                "rules": ["other"],
+                "policy": {
+                    "container_expiration_policy_attributes": {
+                        "enabled": True,
+                        "cadence": "1d",
+                        "name_regex": "(?:pr-.*)",
+                        "older_than": "7d",
+                    }
+                },
+            },
+        ]
+    }
+    assert result.unexpressed[0].startswith("GitLab's cleanup policy covers every container")
 
 
 def test_export_command_prints_json_and_what_it_cannot_express(tmp_path: Path) -> None:
