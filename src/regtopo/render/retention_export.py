@@ -1,9 +1,10 @@
 """The topology's retention rules as a registry product's own policy, and what it cannot say.
 
-`regtopo export retention --provider ecr|gar|acr|gitlab|harbor` writes the native document:
-an ECR lifecycle policy, an Artifact Registry cleanup policy file, ACR's retention setting, a
-GitLab cleanup policy (the project API's `container_expiration_policy_attributes`), or Harbor
-retention rules.
+`regtopo export retention --provider ecr|gar|acr|gitlab|harbor` writes the native documents:
+ECR lifecycle policies, Artifact Registry cleanup policy files, ACR's retention setting, GitLab
+cleanup policies (the project API's `container_expiration_policy_attributes`), or Harbor
+retention rules. Each product attaches a policy to one place (ACR: the registry), so every
+provider but ACR gets `{"policies": [...]}`, one entry per place, saying where it goes.
 
 One principle decides every translation: the native policy may delete less than regtopo
 would, never more. A delete the product cannot express is left out. A keep it cannot express
@@ -310,8 +311,8 @@ def _ecr(rules: list[RetentionRule], where: str) -> tuple[Any, list[str]]:
     return document, t.unexpressed
 
 
-def _gar(rules: list[RetentionRule]) -> tuple[Any, list[str]]:
-    t = _Translator(rules, "Artifact Registry")
+def _gar(rules: list[RetentionRule], where: str) -> tuple[Any, list[str]]:
+    t = _Translator(rules, "Artifact Registry", where)
     keeps: list[dict[str, Any]] = []
     deletes: list[dict[str, Any]] = []
     for rule in rules:
@@ -386,14 +387,10 @@ def _gar(rules: list[RetentionRule]) -> tuple[Any, list[str]]:
                 }
             )
     t.finish()
-    t.unexpressed.append(
-        "packageNamePrefixes are the rules' repository patterns as written: drop the "
-        "project and repository part of the path where they carry it"
-    )
     policies = keeps + ([] if t.blocked else deletes)
     if len(policies) > 10:
         t.unexpressed.append(
-            f"{len(policies)} policies: Artifact Registry allows 10 per repository"
+            f"{len(policies)} policies{where}: Artifact Registry allows 10 per repository"
         )
     return policies, t.unexpressed
 
@@ -640,7 +637,6 @@ def _harbor(rules: list[RetentionRule], where: str) -> tuple[Any, list[str]]:
     return document, t.unexpressed
 
 
-_TRANSLATORS = {"gar": _gar, "acr": _acr}
 _PRODUCTS = {
     "ecr": "ECR",
     "gar": "Artifact Registry",
@@ -745,6 +741,21 @@ def export_retention(topology: Topology, provider: str, registry: str | None = N
             unexpressed += lines
         unexpressed.append(_ceilings(_PRODUCTS[provider]))
         return Export(provider, registry, {"policies": policies}, _dedupe(unexpressed))
+    if provider == "gar":
+        parts, unexpressed = _by_container(chosen, 2, "repository", "Artifact Registry cleanup")
+        policies = []
+        for part in parts:
+            document, lines = _gar(part.rules, _where("repository", part.label["repository"]))
+            policies.append(part.label | {"rules": part.owners, "policy": document})
+            unexpressed += lines
+        if any(r.delete.tags for r in chosen):
+            unexpressed.append(
+                "Artifact Registry deletes a version with every tag on it once one tag matches "
+                "a delete policy; regtopo keeps it while another tag no rule deletes points at "
+                "it: name such tags in keep.tags"
+            )
+        unexpressed.append(_ceilings(_PRODUCTS[provider]))
+        return Export(provider, registry, {"policies": policies}, _dedupe(unexpressed))
     if provider in ("ecr", "gitlab"):
         parts = _by_repositories(chosen)
         unexpressed = []
@@ -780,6 +791,6 @@ def export_retention(topology: Topology, provider: str, registry: str | None = N
             )
         unexpressed.append(_ceilings(_PRODUCTS[provider]))
         return Export(provider, registry, {"policies": policies}, _dedupe(unexpressed))
-    document, unexpressed = _TRANSLATORS[provider](chosen)
+    document, unexpressed = _acr(chosen)
     unexpressed.append(_ceilings(_PRODUCTS[provider]))
     return Export(provider, registry, document, unexpressed)

@@ -153,7 +153,9 @@ def test_keep_newer_than_of_another_rule_lengthens_every_delete_age() -> None:
 def test_gar_keeps_by_prefix_and_deletes_by_prefix_and_age() -> None:
     result = export_retention(topology(CI), "gar")
 
-    assert result.document == [
+    [policy] = result.document["policies"]
+    assert (policy["repository"], policy["rules"]) == ("*", ["ci"])
+    assert policy["policy"] == [
         {
             "name": "ci-keep-tags",
             "action": {"type": "Keep"},
@@ -177,7 +179,7 @@ def test_gar_leaves_out_a_delete_pattern_that_is_no_prefix() -> None:
 
     result = export_retention(topology(rule), "gar")
 
-    assert [p["name"] for p in result.document] == ["ci-keep-tags"]
+    assert [p["name"] for p in result.document["policies"][0]["policy"]] == ["ci-keep-tags"]
     assert result.unexpressed[0] == (
         "rule 'ci': delete.tags: Artifact Registry matches tags by prefix only"
     )
@@ -742,6 +744,106 @@ def test_gitlab_two_rules_on_different_repositories_get_a_policy_each() -> None:
         ]
     }
     assert result.unexpressed[0].startswith("GitLab's cleanup policy covers every container")
+
+
+GAR_REPOSITORIES = ["p/docker/apps/web", "p/docker/lib/x", "p/other/web", "q/docker/apps/web"]
+
+
+def gar_deletes(policies: list[dict[str, Any]], images: list[Artifact]) -> set[Artifact]:
+    """Artifact Registry cleanup on one repository: a version a Delete policy matches and no
+    Keep policy matches is deleted. Package names are the path inside the repository."""
+
+    def hits(policy: dict[str, Any], image: Artifact) -> bool:
+        condition = policy["condition"]
+        package = image.repository.split("/", 2)[2]
+        state = condition.get("tagState", "ANY")
+        return (
+            (state != "TAGGED" or bool(image.tags))
+            and (state != "UNTAGGED" or not image.tags)
+            and any(package.startswith(p) for p in condition.get("packageNamePrefixes", [""]))
+            and (
+                "tagPrefixes" not in condition
+                or any(t.startswith(p) for t in image.tags for p in condition["tagPrefixes"])
+            )
+            and image.days > int(condition.get("olderThan", "0d")[:-1])
+            and image.days < int(condition.get("newerThan", "99999d")[:-1])
+        )
+
+    def by(kind: str, image: Artifact) -> bool:
+        return any(hits(p, image) for p in policies if p["action"]["type"] == kind)
+
+    return {i for i in images if by("Delete", i) and not by("Keep", i)}
+
+
+def test_gar_two_rules_in_different_repositories_get_a_policy_each() -> None:
+    rules = [
+        rule("prune", ["p/docker/apps/.*"], delete={"tags": ["ci-.*"], "older_than": "3d"}),
+        rule(
+            "other",
+            ["p/other/.*"],
+            keep={"tags": ["v.*"]},
+            delete={"tags": ["pr-.*"], "older_than": "0s"},
+        ),
+    ]
+
+    result = export_retention(topology(*rules), "gar")
+
+    assert result.document == {
+        "policies": [
+            {
+                "repository": "p/docker",
+                "rules": ["prune"],
+                "policy": [
+                    {
+                        "name": "prune-delete-tags",
+                        "action": {"type": "Delete"},
+                        "condition": {
+                            "tagState": "TAGGED",
+                            "tagPrefixes": ["ci-"],
+                            "olderThan": "3d",
+                            "packageNamePrefixes": ["apps/"],
+                        },
+                    }
+                ],
+            },
+            {
+                "repository": "p/other",
+                "rules": ["other"],
+                "policy": [
+                    {
+                        "name": "other-keep-tags",
+                        "action": {"type": "Keep"},
+                        "condition": {"tagState": "TAGGED", "tagPrefixes": ["v"]},
+                    },
+                    {
+                        "name": "other-delete-tags",
+                        "action": {"type": "Delete"},
+                        "condition": {
+                            "tagState": "TAGGED",
+                            "tagPrefixes": ["pr-"],
+                            "olderThan": "0d",
+                        },
+                    },
+                ],
+            },
+        ]
+    }
+    spec = topology(*rules).retention
+    assert spec is not None
+    images = [
+        Artifact(r, a.tags, a.days)
+        for r in GAR_REPOSITORIES
+        for a in ARTIFACTS
+        if a.repository == "apps/web" and len(a.tags) <= 1
+    ]
+    deleted: set[Artifact] = set()
+    for policy in result.document["policies"]:
+        deleted |= gar_deletes(
+            policy["policy"],
+            [i for i in images if i.repository.startswith(policy["repository"] + "/")],
+        )
+    assert deleted == {i for i in images if regtopo_deletes(spec.rules, i)}
+    assert deleted
 
 
 def test_export_command_prints_json_and_what_it_cannot_express(tmp_path: Path) -> None:
