@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from regtopo.apply.executor import Executor, Outcome
 from regtopo.cli.main import app
+from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.plan.actions import ActionKind, Plan
 from regtopo.plan.planner import Planner
@@ -126,7 +127,13 @@ def test_the_real_cosign_signature_verifies_when_read_from_a_registry(
     topology = Topology.model_validate({"registries": {"r": {"host": f"http://{registry.host}"}}})
     repository = Session(topology, tmp_path).repository("r", "sample")
 
-    result = policy.evaluate(repository, Digest.parse(subject), RegistrySignatureSource())
+    signed = Descriptor(
+        s.DOCKER_MANIFEST,
+        Digest.parse(subject),
+        len((folder / "subject-manifest.json").read_bytes()),
+    )
+
+    result = policy.evaluate(repository, signed, RegistrySignatureSource())
 
     assert result.ok
     assert result.reason == (
@@ -425,21 +432,26 @@ def test_notation_signatures_verify_against_the_trust_store(
     origin, mirror = make_registry(), make_registry()
     root, other = s.TestCA("notation root"), s.TestCA("other root")
     (tmp_path / "root.pem").write_bytes(root.pem)
-    digests = {t: push_random_image(origin, "app", t) for t in ("signed", "other-root")}
+    tags = ("signed", "other-root", "other-size")
+    digests = {t: push_random_image(origin, "app", t) for t in tags}
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "release signer")])
+    subjects: dict[str, dict[str, Any]] = {}
     with s.Pusher(origin, "app") as pusher:
-        for tag, ca in (("signed", root), ("other-root", other)):
-            subject = pusher.descriptor(digests[tag])
+        for tag in tags:
+            subject = subjects[tag] = pusher.descriptor(digests[tag])
+            ca = other if tag == "other-root" else root
             key = s.ec_key()
             leaf = ca.issue(key, subject=name)
-            envelope = s.notation_jws(key, [leaf, ca.certificate], subject)
+            # The signed descriptor names the right digest with a wrong size for "other-size".
+            signed = {**subject, "size": subject["size"] + 1} if tag == "other-size" else subject
+            envelope = s.notation_jws(key, [leaf, ca.certificate], signed)
             pusher.referrer(subject, s.NOTATION_SIGNATURE, [(envelope, s.JWS)])
     policies = """\
     - name: notary
       kind: notation
       roots: [root.pem]
       identities: [{subject: "CN=release signer"}]"""
-    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["notary"])
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(tags), verify=["notary"])
 
     plan, session = plan_for(path)
     actions = by_tag(plan)
@@ -447,10 +459,23 @@ def test_notation_signatures_verify_against_the_trust_store(
     assert actions["signed"].kind is ActionKind.COPY
     assert actions["other-root"].kind is ActionKind.BLOCKED
     assert "does not lead to a trusted root" in actions["other-root"].reason
+    assert actions["other-size"].kind is ActionKind.BLOCKED
+    size = subjects["other-size"]["size"]
+    assert actions["other-size"].reason.endswith(
+        f"the signed targetArtifact does not match the subject {digests['other-size']}: "
+        f"size {size + 1}, not {size}"
+    )
     report = Executor(session).apply(plan)
     session.close()
     assert report.results[0].outcome is Outcome.DONE
     assert "satisfied: signed by certificate CN=release signer" in report.results[0].verification[0]
+
+    # The audit reads each tag's descriptor at the target and at the source alike.
+    audited = CliRunner().invoke(app, ["verify", str(path), "--registry", "origin"])
+    assert audited.exit_code == 1
+    assert f"ok   origin/app:signed {digests['signed'][:19]}" in audited.output
+    assert f"FAIL origin/app:other-size {digests['other-size'][:19]}" in audited.output
+    assert "Verified 3 tags: 1 satisfied, 2 failed, 0 absent." in audited.output
 
 
 # --- topology and export --------------------------------------------------------------------------

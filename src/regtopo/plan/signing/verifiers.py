@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from regtopo.oci import mediatype as mt
+from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.plan.signing.crypto import (
     LogEntry,
@@ -179,7 +180,8 @@ class CosignKeyVerifier:
         names = ", ".join(k.name for k in self.keys)
         raise VerificationFailure(f"the signature does not verify with key {names}")
 
-    def verify(self, attachment: Attachment, subject: Digest) -> Proof:
+    def verify(self, attachment: Attachment, described: Descriptor) -> Proof:
+        subject = described.digest  # cosign's payloads name the digest alone
         media_type = attachment.media_type
         if media_type == mt.COSIGN_SIMPLESIGNING:
             encoded = attachment.layer.annotations.get(ANNOTATION_SIGNATURE)
@@ -231,7 +233,8 @@ class CosignKeylessVerifier:
         self.issuer = issuer
         self.sigstore = SigstoreBundles(sigstore_root, self) if sigstore_root else None
 
-    def verify(self, attachment: Attachment, subject: Digest) -> Proof:
+    def verify(self, attachment: Attachment, described: Descriptor) -> Proof:
+        subject = described.digest  # cosign's payloads name the digest alone
         media_type = attachment.media_type
         annotations = attachment.layer.annotations
         if media_type == mt.COSIGN_SIMPLESIGNING:
@@ -469,7 +472,7 @@ class NotationVerifier:
         self.roots = list(roots)
         self.identities = list(identities)
 
-    def verify(self, attachment: Attachment, subject: Digest) -> Proof:
+    def verify(self, attachment: Attachment, subject: Descriptor) -> Proof:
         manifest = attachment.carrier.manifest
         config = manifest.config
         is_notation = manifest.artifact_type == NOTATION_SIGNATURE or (
@@ -477,9 +480,9 @@ class NotationVerifier:
         )
         if not is_notation:
             raise VerificationFailure(f"{attachment.origin} is not a notation signature")
-        if manifest.subject is not None and manifest.subject.digest != subject:
+        if manifest.subject is not None and manifest.subject.digest != subject.digest:
             raise VerificationFailure(
-                f"the signature's subject is {manifest.subject.digest}, not {subject}"
+                f"the signature's subject is {manifest.subject.digest}, not {subject.digest}"
             )
         if attachment.media_type == COSE:
             raise VerificationFailure(
@@ -492,7 +495,7 @@ class NotationVerifier:
             _json(attachment.content, what="the JWS envelope"), subject, attachment.origin
         )
 
-    def _jws(self, envelope: dict[str, Any], subject: Digest, origin: str) -> Proof:
+    def _jws(self, envelope: dict[str, Any], subject: Descriptor, origin: str) -> Proof:
         protected = envelope.get("protected")
         payload = envelope.get("payload")
         signature = envelope.get("signature")
@@ -551,13 +554,37 @@ class NotationVerifier:
                 f"the JWS content type is {headers.get('cty')!r}, expected {NOTATION_PAYLOAD}"
             )
         document = _json(b64decode(payload, what="the JWS payload"), what="the notation payload")
-        target = document.get("targetArtifact")
-        digest = target.get("digest") if isinstance(target, dict) else None
-        if digest != str(subject):
-            raise VerificationFailure(
-                f"the signature is for {digest or 'no digest'}, not for the subject {subject}"
-            )
+        check_target_artifact(document.get("targetArtifact"), subject)
         return Proof(f"certificate {subject_name(leaf)}", origin)
+
+
+def check_target_artifact(target: Any, subject: Descriptor) -> None:
+    """The signed `targetArtifact` must be the subject's descriptor: mediaType, digest, size.
+
+    The spec requires all three in the signed descriptor; annotations and artifactType may be
+    signed besides (user metadata) and are not compared.
+    """
+    signed = target if isinstance(target, dict) else {}
+    digest = signed.get("digest")
+    if digest != str(subject.digest):
+        raise VerificationFailure(
+            f"the signature is for {digest or 'no digest'}, not for the subject {subject.digest}"
+        )
+    wrong: list[str] = []
+    media_type = signed.get("mediaType")
+    if media_type != subject.media_type:
+        shown = "(absent)" if media_type is None else repr(media_type)
+        wrong.append(f"mediaType {shown}, not {subject.media_type!r}")
+    size = signed.get("size")
+    # A JSON number that is an integer; `True == 1` and `17.0 == 17` must not pass for a size.
+    if type(size) is not int or size != subject.size:
+        shown = "(absent)" if size is None else repr(size)
+        wrong.append(f"size {shown}, not {subject.size}")
+    if wrong:
+        raise VerificationFailure(
+            f"the signed targetArtifact does not match the subject {subject.digest}: "
+            + "; ".join(wrong)
+        )
 
 
 def _signing_time(headers: dict[str, Any]) -> datetime | None:
