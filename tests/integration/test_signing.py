@@ -432,9 +432,13 @@ def test_notation_signatures_verify_against_the_trust_store(
     origin, mirror = make_registry(), make_registry()
     root, other = s.TestCA("notation root"), s.TestCA("other root")
     (tmp_path / "root.pem").write_bytes(root.pem)
-    tags = ("signed", "other-root", "other-size")
+    tags = ("signed", "other-root", "other-size", "expired")
     digests = {t: push_random_image(origin, "app", t) for t in tags}
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "release signer")])
+    expired = {
+        "io.cncf.notary.expiry": "2020-01-01T00:00:00Z",
+        "crit": ["io.cncf.notary.signingScheme", "io.cncf.notary.expiry"],
+    }
     subjects: dict[str, dict[str, Any]] = {}
     with s.Pusher(origin, "app") as pusher:
         for tag in tags:
@@ -444,7 +448,12 @@ def test_notation_signatures_verify_against_the_trust_store(
             leaf = ca.issue(key, subject=name)
             # The signed descriptor names the right digest with a wrong size for "other-size".
             signed = {**subject, "size": subject["size"] + 1} if tag == "other-size" else subject
-            envelope = s.notation_jws(key, [leaf, ca.certificate], signed)
+            envelope = s.notation_jws(
+                key,
+                [leaf, ca.certificate],
+                signed,
+                headers=expired if tag == "expired" else None,
+            )
             pusher.referrer(subject, s.NOTATION_SIGNATURE, [(envelope, s.JWS)])
     policies = """\
     - name: notary
@@ -465,6 +474,10 @@ def test_notation_signatures_verify_against_the_trust_store(
         f"the signed targetArtifact does not match the subject {digests['other-size']}: "
         f"size {size + 1}, not {size}"
     )
+    assert actions["expired"].kind is ActionKind.BLOCKED
+    assert actions["expired"].reason.endswith(
+        "the signature expired at 2020-01-01T00:00:00+00:00 (io.cncf.notary.expiry)"
+    )
     report = Executor(session).apply(plan)
     session.close()
     assert report.results[0].outcome is Outcome.DONE
@@ -475,7 +488,7 @@ def test_notation_signatures_verify_against_the_trust_store(
     assert audited.exit_code == 1
     assert f"ok   origin/app:signed {digests['signed'][:19]}" in audited.output
     assert f"FAIL origin/app:other-size {digests['other-size'][:19]}" in audited.output
-    assert "Verified 3 tags: 1 satisfied, 2 failed, 0 absent." in audited.output
+    assert "Verified 4 tags: 1 satisfied, 3 failed, 0 absent." in audited.output
 
 
 # --- topology and export --------------------------------------------------------------------------

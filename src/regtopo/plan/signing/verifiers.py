@@ -8,6 +8,7 @@ does not understand raises too: nothing unsupported ever counts as valid.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +55,21 @@ ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
 ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
 ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
+
+# Protected headers of a notation JWS [Notary Project signature spec, JWS envelope].
+SIGNING_SCHEME = "io.cncf.notary.signingScheme"
+SIGNING_TIME = "io.cncf.notary.signingTime"
+AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
+EXPIRY = "io.cncf.notary.expiry"
+SCHEME_X509 = "notary.x509"
+SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"
+# The critical headers this verifier processes. The authentic signing time belongs to the
+# signingAuthority scheme, which is refused; plugin headers need a plugin: both are unknown.
+UNDERSTOOD_CRITICAL_HEADERS = frozenset({SIGNING_SCHEME, EXPIRY})
+# Header names JWS registers (RFC 7515 §4.1): the spec forbids them in `crit`.
+JWS_REGISTERED_HEADERS = frozenset(
+    {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"}
+)
 
 # JWS `alg` values notation writes: RSASSA-PSS and ECDSA [Notary Project signature spec].
 JWS_ALGORITHMS: dict[str, tuple[hashes.HashAlgorithm, bool]] = {
@@ -525,10 +541,6 @@ class NotationVerifier:
             for c in chain_b64
         ]
         leaf = chain[0]
-        # The signing time in the header is the signer's claim, not an authentic timestamp:
-        # without a timestamp countersignature the certificate must be valid now (as notation
-        # verifies). The claim is still parsed so that a malformed one is refused.
-        _signing_time(headers)
         now = datetime.now(UTC)
         verify_chain(leaf, chain[1:], self.roots, at=now, code_signing=False)
         if self.identities:
@@ -553,9 +565,72 @@ class NotationVerifier:
             raise VerificationFailure(
                 f"the JWS content type is {headers.get('cty')!r}, expected {NOTATION_PAYLOAD}"
             )
+        check_notation_headers(headers, now)
         document = _json(b64decode(payload, what="the JWS payload"), what="the notation payload")
         check_target_artifact(document.get("targetArtifact"), subject)
         return Proof(f"certificate {subject_name(leaf)}", origin)
+
+
+def check_notation_headers(headers: dict[str, Any], now: datetime) -> None:
+    """The protected header's critical list, signing scheme, signing time and expiry.
+
+    Per the Notary Project signature spec (JWS envelope): `crit` is required and names the
+    signing scheme, and the expiry and authentic signing time when present; a header named in
+    `crit` that the verifier does not understand fails verification (RFC 7515 §4.1.11 too);
+    an artifact is expired when now is at or past its expiry. A header not named critical is
+    informational and ignored.
+    """
+    critical = headers.get("crit")
+    if (
+        not isinstance(critical, list)
+        or not critical
+        or not all(isinstance(name, str) for name in critical)
+    ):
+        raise VerificationFailure(
+            "the JWS protected header has no crit list (the notation signature spec requires "
+            f"one naming {SIGNING_SCHEME})"
+        )
+    for name in critical:
+        if name in JWS_REGISTERED_HEADERS:
+            raise VerificationFailure(
+                f"the JWS crit list names {name}, a header registered by JWS itself, which the "
+                "notation signature spec forbids"
+            )
+        if name not in headers:
+            raise VerificationFailure(
+                f"the JWS crit list names {name}, which the header does not have"
+            )
+        if name not in UNDERSTOOD_CRITICAL_HEADERS:
+            raise VerificationFailure(
+                f"the JWS marks {name} critical, which regtopo does not understand: a verifier "
+                "must then refuse the signature"
+            )
+    for name in (SIGNING_SCHEME, EXPIRY, AUTHENTIC_SIGNING_TIME):
+        if (name == SIGNING_SCHEME or name in headers) and name not in critical:
+            raise VerificationFailure(
+                f"the JWS header {name} is not listed in crit, as the notation signature spec "
+                "requires"
+            )
+    scheme = headers.get(SIGNING_SCHEME)
+    if scheme == SCHEME_SIGNING_AUTHORITY:
+        raise VerificationFailure(
+            f"the signing scheme {SCHEME_SIGNING_AUTHORITY} is not supported by regtopo (it "
+            f"verifies {SCHEME_X509}, notation's default)"
+        )
+    if scheme != SCHEME_X509:
+        raise VerificationFailure(f"unknown signing scheme {scheme!r}, expected {SCHEME_X509}")
+    # The signing time is the signer's claim, not an authentic timestamp: without a timestamp
+    # countersignature the certificate must be valid now (as notation verifies). The claim is
+    # required by the scheme and parsed, so that an absent or malformed one is refused.
+    if SIGNING_TIME not in headers:
+        raise VerificationFailure(
+            f"the JWS has no {SIGNING_TIME}, which the {SCHEME_X509} scheme requires"
+        )
+    _rfc3339(headers[SIGNING_TIME], what=SIGNING_TIME)
+    if EXPIRY in headers:
+        expiry = _rfc3339(headers[EXPIRY], what=EXPIRY)
+        if now >= expiry:
+            raise VerificationFailure(f"the signature expired at {expiry.isoformat()} ({EXPIRY})")
 
 
 def check_target_artifact(target: Any, subject: Descriptor) -> None:
@@ -587,12 +662,14 @@ def check_target_artifact(target: Any, subject: Descriptor) -> None:
         )
 
 
-def _signing_time(headers: dict[str, Any]) -> datetime | None:
-    value = headers.get("io.cncf.notary.signingTime")
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise VerificationFailure(f"the JWS signing time {value!r} is not RFC 3339") from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any, *, what: str) -> datetime:
+    """An RFC 3339 date and time: with seconds and an offset (Z or ±hh:mm)."""
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    raise VerificationFailure(f"the JWS {what} {value!r} is not an RFC 3339 date and time")

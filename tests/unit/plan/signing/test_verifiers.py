@@ -408,6 +408,8 @@ def test_a_keyless_v03_bundle_verifies() -> None:
 
 OTHER_MANIFEST = b"another image manifest, of another size"
 OTHER_DESCRIPTOR = Descriptor(s.OCI_MANIFEST, Digest.of(OTHER_MANIFEST), len(OTHER_MANIFEST))
+SIGNING_SCHEME = "io.cncf.notary.signingScheme"
+EXPIRY = "io.cncf.notary.expiry"
 
 
 def notation_attachment(
@@ -421,12 +423,14 @@ def notation_attachment(
 def signed_jws(
     root: s.TestCA,
     target: dict[str, Any] | Descriptor = SUBJECT_DESCRIPTOR,
+    *,
+    headers: dict[str, Any] | None = None,
 ) -> bytes:
     """An envelope signed by a leaf of `root` over `target` (a descriptor, or its JSON as is)."""
     key = s.ec_key()
     leaf = root.issue(key, subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "signer")]))
     signed = described(target) if isinstance(target, Descriptor) else target
-    return s.notation_jws(key, [leaf, root.certificate], signed)
+    return s.notation_jws(key, [leaf, root.certificate], signed, headers=headers)
 
 
 def verify_notation(root: s.TestCA, envelope: bytes) -> str:
@@ -525,6 +529,117 @@ def test_a_notation_jws_with_a_changed_payload_is_refused() -> None:
         )
 
     assert failure.value.reason == "the JWS signature does not verify with its certificate"
+
+
+def test_a_notation_jws_past_its_expiry_is_refused() -> None:
+    root = s.TestCA()
+    envelope = signed_jws(
+        root, headers={EXPIRY: "2020-01-01T00:00:00Z", "crit": [SIGNING_SCHEME, EXPIRY]}
+    )
+
+    assert verify_notation(root, envelope) == (
+        "refused: the signature expired at 2020-01-01T00:00:00+00:00 (io.cncf.notary.expiry)"
+    )
+
+
+def test_a_notation_jws_before_its_expiry_verifies() -> None:
+    root = s.TestCA()
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    envelope = signed_jws(root, headers={EXPIRY: later, "crit": [SIGNING_SCHEME, EXPIRY]})
+
+    assert verify_notation(root, envelope) == "certificate CN=signer"
+
+
+def test_an_extended_header_not_marked_critical_is_informational() -> None:
+    root = s.TestCA()
+    envelope = signed_jws(root, headers={"io.example.buildHost": "ci-7"})
+
+    assert verify_notation(root, envelope) == "certificate CN=signer"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (
+            {"io.example.policy": "strict", "crit": [SIGNING_SCHEME, "io.example.policy"]},
+            "the JWS marks io.example.policy critical, which regtopo does not understand",
+        ),
+        (
+            {
+                "io.cncf.notary.verificationPlugin": "com.example.plugin",
+                "crit": [SIGNING_SCHEME, "io.cncf.notary.verificationPlugin"],
+            },
+            "the JWS marks io.cncf.notary.verificationPlugin critical, which regtopo does not "
+            "understand",
+        ),
+        (
+            {EXPIRY: "2099-01-01T00:00:00Z"},
+            "the JWS header io.cncf.notary.expiry is not listed in crit, as the notation "
+            "signature spec requires",
+        ),
+        (
+            {"crit": None},
+            "the JWS protected header has no crit list (the notation signature spec requires "
+            "one naming io.cncf.notary.signingScheme)",
+        ),
+        ({"crit": []}, "the JWS protected header has no crit list"),
+        ({"crit": "io.cncf.notary.signingScheme"}, "the JWS protected header has no crit list"),
+        (
+            {EXPIRY: "2099-01-01T00:00:00Z", "crit": [EXPIRY]},
+            "the JWS header io.cncf.notary.signingScheme is not listed in crit",
+        ),
+        (
+            {"crit": [SIGNING_SCHEME, "alg"]},
+            "the JWS crit list names alg, a header registered by JWS itself",
+        ),
+        (
+            {"crit": [SIGNING_SCHEME, EXPIRY]},
+            "the JWS crit list names io.cncf.notary.expiry, which the header does not have",
+        ),
+        (
+            {SIGNING_SCHEME: "notary.x509.signingAuthority"},
+            "the signing scheme notary.x509.signingAuthority is not supported by regtopo "
+            "(it verifies notary.x509, notation's default)",
+        ),
+        ({SIGNING_SCHEME: "notary.other"}, "unknown signing scheme 'notary.other'"),
+        (
+            {"io.cncf.notary.signingTime": None},
+            "the JWS has no io.cncf.notary.signingTime, which the notary.x509 scheme requires",
+        ),
+        (
+            {EXPIRY: "next week", "crit": [SIGNING_SCHEME, EXPIRY]},
+            "the JWS io.cncf.notary.expiry 'next week' is not an RFC 3339 date and time",
+        ),
+        (
+            {EXPIRY: "2099-01-01T00:00:00", "crit": [SIGNING_SCHEME, EXPIRY]},
+            "the JWS io.cncf.notary.expiry '2099-01-01T00:00:00' is not an RFC 3339 date and time",
+        ),
+    ],
+    ids=[
+        "unknown-critical",
+        "verification-plugin",
+        "expiry-not-critical",
+        "no-crit",
+        "empty-crit",
+        "crit-not-a-list",
+        "crit-without-signing-scheme",
+        "crit-names-registered-header",
+        "crit-names-absent-header",
+        "signing-authority-scheme",
+        "unknown-scheme",
+        "no-signing-time",
+        "expiry-not-a-date",
+        "expiry-without-offset",
+    ],
+)
+def test_a_notation_jws_whose_protected_header_breaks_the_spec_is_refused(
+    headers: dict[str, Any], reason: str
+) -> None:
+    root = s.TestCA()
+
+    refused = verify_notation(root, signed_jws(root, headers=headers))
+
+    assert refused.startswith(f"refused: {reason}"), refused
 
 
 def test_a_notation_identity_rule_checks_the_certificate_subject() -> None:
