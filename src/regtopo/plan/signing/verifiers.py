@@ -502,8 +502,9 @@ class NotationVerifier:
             )
         if attachment.media_type == COSE:
             raise VerificationFailure(
-                "COSE signature envelopes are not supported by regtopo yet "
-                "(sign with --signature-format jws)"
+                f"COSE signature envelopes ({COSE}) are not supported by regtopo yet, so this "
+                "signature cannot count as valid; sign with JWS instead: notation sign "
+                "--signature-format jws (notation's default)"
             )
         if attachment.media_type != JWS:
             raise VerificationFailure(f"unknown notation envelope type {attachment.media_type}")

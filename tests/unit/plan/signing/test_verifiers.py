@@ -655,7 +655,7 @@ def test_a_notation_identity_rule_checks_the_certificate_subject() -> None:
     )
 
 
-def test_a_cose_envelope_is_reported_unsupported_never_valid() -> None:
+def test_a_cose_envelope_is_refused_saying_it_is_not_supported_and_what_to_use() -> None:
     root = s.TestCA()
 
     with pytest.raises(VerificationFailure) as failure:
@@ -663,7 +663,11 @@ def test_a_cose_envelope_is_reported_unsupported_never_valid() -> None:
             notation_attachment(b"\xd2\x84", media_type="application/cose"), SUBJECT_DESCRIPTOR
         )
 
-    assert failure.value.reason.startswith("COSE signature envelopes are not supported")
+    assert failure.value.reason == (
+        "COSE signature envelopes (application/cose) are not supported by regtopo yet, so this "
+        "signature cannot count as valid; sign with JWS instead: notation sign "
+        "--signature-format jws (notation's default)"
+    )
 
 
 def test_an_ecdsa_signature_of_other_data_does_not_verify() -> None:
