@@ -374,6 +374,173 @@ def test_sbom_and_provenance_requirements_are_checked_on_signed_attestations(
     )
 
 
+SPDX_PREDICATE = "https://spdx.dev/Document"
+SPDX_JSON = "application/spdx+json"
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+
+
+def audit_output(path: Path, registry: str) -> str:
+    """`regtopo verify --registry`: each tag's verdict with the reason of each policy."""
+    return CliRunner().invoke(app, ["verify", str(path), "--registry", registry]).output
+
+
+def test_an_spdx_requirement_is_met_by_a_signed_spdx_attestation_and_by_nothing_else(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    tags = ("spdx", "cyclonedx-only", "spdx-other-signer")
+    digests = {t: push_random_image(origin, "app", t) for t in tags}
+    with s.Pusher(origin, "app") as pusher:
+        for tag, digest in digests.items():
+            sign_legacy(pusher, digest, key)
+            predicate_type = (
+                "https://cyclonedx.org/bom" if tag == "cyclonedx-only" else SPDX_PREDICATE
+            )
+            signer = s.ec_key() if tag == "spdx-other-signer" else key
+            envelope, _ = s.dsse_envelope(
+                signer, s.statement(digest, predicate_type, {"spdxVersion": "SPDX-2.3"})
+            )
+            pusher.cosign_tag(
+                digest,
+                "att",
+                [(json.dumps(envelope).encode(), s.DSSE, {"predicateType": predicate_type})],
+            )
+    policies = """\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements: {sbom: {format: spdx}}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(tags), verify=["release"])
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = by_tag(plan)
+
+    assert actions["spdx"].kind is ActionKind.COPY
+    assert actions["spdx"].verified == ["release"]
+    for tag in ("cyclonedx-only", "spdx-other-signer"):
+        assert actions[tag].kind is ActionKind.BLOCKED
+        assert actions[tag].reason == "policy 'release' not satisfied: no signed SPDX SBOM found"
+    assert (
+        "policy 'release' satisfied: signed by key release.pub (ECDSA secp256r1) "
+        f"(tag {digests['spdx'].replace(':', '-')}.sig ({s.SIMPLESIGNING})); "
+        "SPDX SBOM attestation signed by key release.pub (ECDSA secp256r1)"
+    ) in audit_output(path, "origin")
+
+
+def test_an_spdx_requirement_is_met_by_a_signed_spdx_referrer_which_copies_with_its_signature(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    kinds = {
+        "signed-spdx": SPDX_JSON,
+        "unsigned-spdx": SPDX_JSON,
+        "signed-cyclonedx": CYCLONEDX_JSON,
+    }
+    digests = {t: push_random_image(origin, "app", t) for t in kinds}
+    sboms: dict[str, str] = {}
+    with s.Pusher(origin, "app") as pusher:
+        for tag, artifact_type in kinds.items():
+            sign_legacy(pusher, digests[tag], key)
+            document = json.dumps({"spdxVersion": "SPDX-2.3", "name": tag}).encode()
+            sbom = pusher.referrer(
+                pusher.descriptor(digests[tag]), artifact_type, [(document, artifact_type)]
+            )
+            sboms[tag] = sbom["digest"]
+            if tag.startswith("signed"):
+                sign_legacy(pusher, sbom["digest"], key)
+    policies = """\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements: {sbom: {format: spdx}}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(kinds), verify=["release"])
+
+    plan, session = plan_for(path)
+    actions = by_tag(plan)
+
+    assert actions["signed-spdx"].kind is ActionKind.COPY
+    assert actions["unsigned-spdx"].kind is ActionKind.BLOCKED
+    assert actions["unsigned-spdx"].reason == (
+        "policy 'release' not satisfied: no signed SPDX SBOM found (SPDX SBOM referrer "
+        f"{Digest.parse(sboms['unsigned-spdx']).short}: it carries no cosign signature)"
+    )
+    assert actions["signed-cyclonedx"].kind is ActionKind.BLOCKED
+    assert actions["signed-cyclonedx"].reason == (
+        "policy 'release' not satisfied: no signed SPDX SBOM found"
+    )
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert [r.outcome for r in report.results] == [Outcome.DONE]
+    assert (
+        report.results[0]
+        .verification[0]
+        .endswith(
+            f"; SPDX SBOM referrer {Digest.parse(sboms['signed-spdx']).short} signed by key "
+            "release.pub (ECDSA secp256r1)"
+        )
+    )
+    sbom_signature = sboms["signed-spdx"].replace(":", "-") + ".sig"
+    assert head(mirror, "app", sbom_signature) == head(origin, "app", sbom_signature)
+
+
+def test_a_slsa_v02_provenance_builder_id_must_match_the_policy(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    builder = "https://ci.example.test/builder@v1"
+    builders = {
+        "matching": {"builder": {"id": builder}},
+        "other-builder": {"builder": {"id": "https://rogue.example.test/builder"}},
+        "no-builder": {"buildType": "https://ci.example.test/build@v1"},
+    }
+    digests = {t: push_random_image(origin, "app", t) for t in builders}
+    v02 = "https://slsa.dev/provenance/v0.2"
+    with s.Pusher(origin, "app") as pusher:
+        for tag, predicate in builders.items():
+            sign_legacy(pusher, digests[tag], key)
+            envelope, _ = s.dsse_envelope(key, s.statement(digests[tag], v02, predicate))
+            pusher.cosign_tag(
+                digests[tag],
+                "att",
+                [(json.dumps(envelope).encode(), s.DSSE, {"predicateType": v02})],
+            )
+    policies = f"""\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements: {{provenance: {{builder: "{builder}"}}}}"""
+    path = write_topology(
+        tmp_path, origin, mirror, policies, tags=list(builders), verify=["release"]
+    )
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = by_tag(plan)
+
+    assert actions["matching"].kind is ActionKind.COPY
+    assert actions["other-builder"].kind is ActionKind.BLOCKED
+    assert actions["other-builder"].reason == (
+        "policy 'release' not satisfied: no signed SLSA provenance with a matching builder found "
+        f"(the provenance's builder is https://rogue.example.test/builder, expected {builder})"
+    )
+    assert actions["no-builder"].kind is ActionKind.BLOCKED
+    assert actions["no-builder"].reason == (
+        "policy 'release' not satisfied: no signed SLSA provenance with a matching builder found "
+        f"(the provenance's builder is absent, expected {builder})"
+    )
+    assert (
+        f"SLSA provenance from builder {builder} signed by key release.pub (ECDSA secp256r1)"
+    ) in audit_output(path, "origin")
+
+
 # --- keyless --------------------------------------------------------------------------------------
 
 
