@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from regtopo.apply.executor import Executor, Outcome
 from regtopo.cli.main import app
+from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.plan.actions import ActionKind, Plan
 from regtopo.plan.planner import Planner
@@ -131,7 +132,13 @@ def test_the_real_cosign_signature_verifies_when_read_from_a_registry(
     topology = Topology.model_validate({"registries": {"r": {"host": f"http://{registry.host}"}}})
     repository = Session(topology, tmp_path).repository("r", "sample")
 
-    result = policy.evaluate(repository, Digest.parse(subject), RegistrySignatureSource())
+    signed = Descriptor(
+        s.DOCKER_MANIFEST,
+        Digest.parse(subject),
+        len((folder / "subject-manifest.json").read_bytes()),
+    )
+
+    result = policy.evaluate(repository, signed, RegistrySignatureSource())
 
     assert result.ok
     assert result.reason == (
@@ -372,6 +379,173 @@ def test_sbom_and_provenance_requirements_are_checked_on_signed_attestations(
     )
 
 
+SPDX_PREDICATE = "https://spdx.dev/Document"
+SPDX_JSON = "application/spdx+json"
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+
+
+def audit_output(path: Path, registry: str) -> str:
+    """`regtopo verify --registry`: each tag's verdict with the reason of each policy."""
+    return CliRunner().invoke(app, ["verify", str(path), "--registry", registry]).output
+
+
+def test_an_spdx_requirement_is_met_by_a_signed_spdx_attestation_and_by_nothing_else(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    tags = ("spdx", "cyclonedx-only", "spdx-other-signer")
+    digests = {t: push_random_image(origin, "app", t) for t in tags}
+    with s.Pusher(origin, "app") as pusher:
+        for tag, digest in digests.items():
+            sign_legacy(pusher, digest, key)
+            predicate_type = (
+                "https://cyclonedx.org/bom" if tag == "cyclonedx-only" else SPDX_PREDICATE
+            )
+            signer = s.ec_key() if tag == "spdx-other-signer" else key
+            envelope, _ = s.dsse_envelope(
+                signer, s.statement(digest, predicate_type, {"spdxVersion": "SPDX-2.3"})
+            )
+            pusher.cosign_tag(
+                digest,
+                "att",
+                [(json.dumps(envelope).encode(), s.DSSE, {"predicateType": predicate_type})],
+            )
+    policies = """\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements: {sbom: {format: spdx}}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(tags), verify=["release"])
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = by_tag(plan)
+
+    assert actions["spdx"].kind is ActionKind.COPY
+    assert actions["spdx"].verified == ["release"]
+    for tag in ("cyclonedx-only", "spdx-other-signer"):
+        assert actions[tag].kind is ActionKind.BLOCKED
+        assert actions[tag].reason == "policy 'release' not satisfied: no signed SPDX SBOM found"
+    assert (
+        "policy 'release' satisfied: signed by key release.pub (ECDSA secp256r1) "
+        f"(tag {digests['spdx'].replace(':', '-')}.sig ({s.SIMPLESIGNING})); "
+        "SPDX SBOM attestation signed by key release.pub (ECDSA secp256r1)"
+    ) in audit_output(path, "origin")
+
+
+def test_an_spdx_requirement_is_met_by_a_signed_spdx_referrer_which_copies_with_its_signature(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    kinds = {
+        "signed-spdx": SPDX_JSON,
+        "unsigned-spdx": SPDX_JSON,
+        "signed-cyclonedx": CYCLONEDX_JSON,
+    }
+    digests = {t: push_random_image(origin, "app", t) for t in kinds}
+    sboms: dict[str, str] = {}
+    with s.Pusher(origin, "app") as pusher:
+        for tag, artifact_type in kinds.items():
+            sign_legacy(pusher, digests[tag], key)
+            document = json.dumps({"spdxVersion": "SPDX-2.3", "name": tag}).encode()
+            sbom = pusher.referrer(
+                pusher.descriptor(digests[tag]), artifact_type, [(document, artifact_type)]
+            )
+            sboms[tag] = sbom["digest"]
+            if tag.startswith("signed"):
+                sign_legacy(pusher, sbom["digest"], key)
+    policies = """\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements: {sbom: {format: spdx}}"""
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(kinds), verify=["release"])
+
+    plan, session = plan_for(path)
+    actions = by_tag(plan)
+
+    assert actions["signed-spdx"].kind is ActionKind.COPY
+    assert actions["unsigned-spdx"].kind is ActionKind.BLOCKED
+    assert actions["unsigned-spdx"].reason == (
+        "policy 'release' not satisfied: no signed SPDX SBOM found (SPDX SBOM referrer "
+        f"{Digest.parse(sboms['unsigned-spdx']).short}: it carries no cosign signature)"
+    )
+    assert actions["signed-cyclonedx"].kind is ActionKind.BLOCKED
+    assert actions["signed-cyclonedx"].reason == (
+        "policy 'release' not satisfied: no signed SPDX SBOM found"
+    )
+    report = Executor(session).apply(plan)
+    session.close()
+
+    assert [r.outcome for r in report.results] == [Outcome.DONE]
+    assert (
+        report.results[0]
+        .verification[0]
+        .endswith(
+            f"; SPDX SBOM referrer {Digest.parse(sboms['signed-spdx']).short} signed by key "
+            "release.pub (ECDSA secp256r1)"
+        )
+    )
+    sbom_signature = sboms["signed-spdx"].replace(":", "-") + ".sig"
+    assert head(mirror, "app", sbom_signature) == head(origin, "app", sbom_signature)
+
+
+def test_a_slsa_v02_provenance_builder_id_must_match_the_policy(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    origin, mirror = make_registry(), make_registry()
+    key = s.ec_key()
+    s.write_public_key(tmp_path / "release.pub", key)
+    builder = "https://ci.example.test/builder@v1"
+    builders = {
+        "matching": {"builder": {"id": builder}},
+        "other-builder": {"builder": {"id": "https://rogue.example.test/builder"}},
+        "no-builder": {"buildType": "https://ci.example.test/build@v1"},
+    }
+    digests = {t: push_random_image(origin, "app", t) for t in builders}
+    v02 = "https://slsa.dev/provenance/v0.2"
+    with s.Pusher(origin, "app") as pusher:
+        for tag, predicate in builders.items():
+            sign_legacy(pusher, digests[tag], key)
+            envelope, _ = s.dsse_envelope(key, s.statement(digests[tag], v02, predicate))
+            pusher.cosign_tag(
+                digests[tag],
+                "att",
+                [(json.dumps(envelope).encode(), s.DSSE, {"predicateType": v02})],
+            )
+    policies = f"""\
+    - name: release
+      kind: cosign-key
+      keys: [release.pub]
+      requirements: {{provenance: {{builder: "{builder}"}}}}"""
+    path = write_topology(
+        tmp_path, origin, mirror, policies, tags=list(builders), verify=["release"]
+    )
+
+    plan, session = plan_for(path)
+    session.close()
+    actions = by_tag(plan)
+
+    assert actions["matching"].kind is ActionKind.COPY
+    assert actions["other-builder"].kind is ActionKind.BLOCKED
+    assert actions["other-builder"].reason == (
+        "policy 'release' not satisfied: no signed SLSA provenance with a matching builder found "
+        f"(the provenance's builder is https://rogue.example.test/builder, expected {builder})"
+    )
+    assert actions["no-builder"].kind is ActionKind.BLOCKED
+    assert actions["no-builder"].reason == (
+        "policy 'release' not satisfied: no signed SLSA provenance with a matching builder found "
+        f"(the provenance's builder is absent, expected {builder})"
+    )
+    assert (
+        f"SLSA provenance from builder {builder} signed by key release.pub (ECDSA secp256r1)"
+    ) in audit_output(path, "origin")
+
+
 # --- keyless --------------------------------------------------------------------------------------
 
 
@@ -430,21 +604,35 @@ def test_notation_signatures_verify_against_the_trust_store(
     origin, mirror = make_registry(), make_registry()
     root, other = s.TestCA("notation root"), s.TestCA("other root")
     (tmp_path / "root.pem").write_bytes(root.pem)
-    digests = {t: push_random_image(origin, "app", t) for t in ("signed", "other-root")}
+    tags = ("signed", "other-root", "other-size", "expired")
+    digests = {t: push_random_image(origin, "app", t) for t in tags}
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "release signer")])
+    expired = {
+        "io.cncf.notary.expiry": "2020-01-01T00:00:00Z",
+        "crit": ["io.cncf.notary.signingScheme", "io.cncf.notary.expiry"],
+    }
+    subjects: dict[str, dict[str, Any]] = {}
     with s.Pusher(origin, "app") as pusher:
-        for tag, ca in (("signed", root), ("other-root", other)):
-            subject = pusher.descriptor(digests[tag])
+        for tag in tags:
+            subject = subjects[tag] = pusher.descriptor(digests[tag])
+            ca = other if tag == "other-root" else root
             key = s.ec_key()
             leaf = ca.issue(key, subject=name)
-            envelope = s.notation_jws(key, [leaf, ca.certificate], subject)
+            # The signed descriptor names the right digest with a wrong size for "other-size".
+            signed = {**subject, "size": subject["size"] + 1} if tag == "other-size" else subject
+            envelope = s.notation_jws(
+                key,
+                [leaf, ca.certificate],
+                signed,
+                headers=expired if tag == "expired" else None,
+            )
             pusher.referrer(subject, s.NOTATION_SIGNATURE, [(envelope, s.JWS)])
     policies = """\
     - name: notary
       kind: notation
       roots: [root.pem]
       identities: [{subject: "CN=release signer"}]"""
-    path = write_topology(tmp_path, origin, mirror, policies, tags=list(digests), verify=["notary"])
+    path = write_topology(tmp_path, origin, mirror, policies, tags=list(tags), verify=["notary"])
 
     plan, session = plan_for(path)
     actions = by_tag(plan)
@@ -452,10 +640,27 @@ def test_notation_signatures_verify_against_the_trust_store(
     assert actions["signed"].kind is ActionKind.COPY
     assert actions["other-root"].kind is ActionKind.BLOCKED
     assert "does not lead to a trusted root" in actions["other-root"].reason
+    assert actions["other-size"].kind is ActionKind.BLOCKED
+    size = subjects["other-size"]["size"]
+    assert actions["other-size"].reason.endswith(
+        f"the signed targetArtifact does not match the subject {digests['other-size']}: "
+        f"size {size + 1}, not {size}"
+    )
+    assert actions["expired"].kind is ActionKind.BLOCKED
+    assert actions["expired"].reason.endswith(
+        "the signature expired at 2020-01-01T00:00:00+00:00 (io.cncf.notary.expiry)"
+    )
     report = Executor(session).apply(plan)
     session.close()
     assert report.results[0].outcome is Outcome.DONE
     assert "satisfied: signed by certificate CN=release signer" in report.results[0].verification[0]
+
+    # The audit reads each tag's descriptor at the target and at the source alike.
+    audited = CliRunner().invoke(app, ["verify", str(path), "--registry", "origin"])
+    assert audited.exit_code == 1
+    assert f"ok   origin/app:signed {digests['signed'][:19]}" in audited.output
+    assert f"FAIL origin/app:other-size {digests['other-size'][:19]}" in audited.output
+    assert "Verified 4 tags: 1 satisfied, 3 failed, 0 absent." in audited.output
 
 
 # --- topology and export --------------------------------------------------------------------------

@@ -364,15 +364,26 @@ def notation_jws(
     key: ec.EllipticCurvePrivateKey,
     chain: list[x509.Certificate],
     subject: dict[str, Any],
+    *,
+    headers: dict[str, Any] | None = None,
 ) -> bytes:
-    """A notation JWS envelope over `targetArtifact` = the subject descriptor (ES256)."""
-    protected = {
+    """A notation JWS envelope over `targetArtifact` = the subject descriptor (ES256).
+
+    The protected header is notation's for the `notary.x509` scheme; `headers` changes it before
+    signing (a value of None removes that header), to make envelopes that break the spec.
+    """
+    protected: dict[str, Any] = {
         "alg": "ES256",
         "crit": ["io.cncf.notary.signingScheme"],
         "cty": NOTATION_PAYLOAD,
         "io.cncf.notary.signingScheme": "notary.x509",
         "io.cncf.notary.signingTime": _now().isoformat(timespec="seconds"),
     }
+    for name, value in (headers or {}).items():
+        if value is None:
+            protected.pop(name, None)
+        else:
+            protected[name] = value
     protected_b64 = b64url(json.dumps(protected).encode())
     payload_b64 = b64url(json.dumps({"targetArtifact": subject}).encode())
     signature = sign(key, f"{protected_b64}.{payload_b64}".encode(), raw=True)

@@ -29,6 +29,7 @@ from regtopo.apply.delete import Deleter, StaleDeletionError
 from regtopo.apply.referrers import ReferrerCopier
 from regtopo.apply.signing import SignatureFollower, replication_of
 from regtopo.errors import RegtopoError
+from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.oci.manifest import Manifest
 from regtopo.plan.actions import Action, ActionKind, Plan, TagRef
@@ -289,9 +290,10 @@ class Executor:
             return
         source = self.session.repository(action.source.registry, action.source.repository)
         target = self.session.repository(action.target.registry, action.target.repository)
-        checked = self.signatures.follow(
-            replication, source, target, Digest.parse(action.content.digest)
-        )
+        content = action.content
+        # The bytes were copied as they were: the target serves the descriptor the plan saw.
+        copied = Descriptor(content.media_type, Digest.parse(content.digest), content.size)
+        checked = self.signatures.follow(replication, source, target, copied)
         result.stats.add(
             manifests_pushed=checked.stats.manifests_pushed, bytes_sent=checked.stats.bytes_sent
         )

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from regtopo.apply.copy import CopyEngine, CopyStats
-from regtopo.oci.digest import Digest
+from regtopo.oci.descriptor import Descriptor
 from regtopo.plan.actions import Action
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
@@ -62,10 +62,11 @@ class SignatureFollower:
         replication: ReplicationSpec,
         source: Repository,
         target: Repository,
-        digest: Digest,
+        subject: Descriptor,
     ) -> TargetVerification:
+        """The replication's policies on `subject`, the copied manifest, now at the target."""
         report = TargetVerification()
         # What the target held before this apply may be cached from planning: read it afresh.
         self.policies.forget(target)
-        report.results = self.policies.evaluate(replication, target, digest)
+        report.results = self.policies.evaluate(replication, target, subject)
         return report

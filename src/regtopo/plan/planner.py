@@ -380,7 +380,8 @@ class Planner:
                 **base,
             )
         content = summarise(manifest)
-        signed_digest = digest
+        # What was signed: the source manifest, as its registry serves it.
+        signed = manifest.descriptor()
         if replication.platforms != "all":
             selected, refused = self._select_platforms(replication.platforms, origin, manifest)
             if selected is None:
@@ -510,7 +511,7 @@ class Planner:
             )
 
         # What was signed is the source's content, whatever the target gets.
-        verdict = self._verify(replication, origin, signed_digest, target_ref)
+        verdict = self._verify(replication, origin, signed, target_ref)
         if isinstance(verdict, PolicyResult):
             return Action(
                 kind=ActionKind.BLOCKED,
@@ -574,9 +575,9 @@ class Planner:
         )
 
     def _verify(
-        self, replication: ReplicationSpec, origin: Repository, digest: Digest, target: TagRef
+        self, replication: ReplicationSpec, origin: Repository, signed: Descriptor, target: TagRef
     ) -> PolicyResult | tuple[list[str], list[str]]:
-        """The replication's signing policies on the digest about to be copied.
+        """The replication's signing policies on the manifest about to be copied.
 
         Returns the failed result when an `enforce: block` policy fails, else the names of the
         policies that held and a warning per failed `enforce: warn` policy.
@@ -585,7 +586,7 @@ class Planner:
             return [], []
         verified: list[str] = []
         warnings: list[str] = []
-        for result in self.policies.evaluate(replication, origin, digest):
+        for result in self.policies.evaluate(replication, origin, signed):
             if result.ok:
                 verified.append(result.policy)
             elif replication.enforce == "block":

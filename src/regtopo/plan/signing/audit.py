@@ -84,7 +84,7 @@ def audit(
                 if head is None:
                     entries.append(AuditEntry(place_registry, place_repository, tag, None))
                     continue
-                results = policies.evaluate(replication, repository, head.digest)
+                results = policies.evaluate(replication, repository, head)
                 entries.append(
                     AuditEntry(
                         place_registry, place_repository, tag, str(head.digest), tuple(results)

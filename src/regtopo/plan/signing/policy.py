@@ -18,6 +18,7 @@ from cryptography import x509
 
 from regtopo.errors import RegtopoError
 from regtopo.oci import mediatype as mt
+from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.plan.signing.crypto import (
     NamedKey,
@@ -74,7 +75,10 @@ class SigningPolicyError(RegtopoError):
 
 
 class Verifier(Protocol):
-    def verify(self, attachment: Attachment, subject: Digest) -> Proof: ...
+    def verify(self, attachment: Attachment, subject: Descriptor) -> Proof:
+        """A proof that `attachment` signs `subject`, the descriptor of the signed manifest as
+        its registry serves it (notation's signed descriptor must equal it field by field)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -125,23 +129,25 @@ class Policy:
             return media_type in (JWS, COSE)
         return media_type in (mt.COSIGN_SIMPLESIGNING, DSSE_ENVELOPE) or is_bundle(media_type)
 
-    def proofs(self, found: Attachments) -> tuple[list[Proof], list[str]]:
+    def proofs(self, found: Attachments, subject: Descriptor) -> tuple[list[Proof], list[str]]:
         proofs: list[Proof] = []
         failures: list[str] = []
         for item in found.items:
             if not self.is_candidate(item):
                 continue
             try:
-                proofs.append(self.verifier.verify(item, found.subject))
+                proofs.append(self.verifier.verify(item, subject))
             except VerificationFailure as err:
                 failures.append(f"{item.origin}: {err.reason}")
         return proofs, failures
 
     def evaluate(
-        self, repository: Repository, digest: Digest, source: SignatureSource
+        self, repository: Repository, subject: Descriptor, source: SignatureSource
     ) -> PolicyResult:
-        found = source.attachments(repository, digest)
-        proofs, failures = self.proofs(found)
+        """Whether the policy holds for `subject`, a manifest of `repository` (its descriptor:
+        media type, digest and size, as signatures must name all three)."""
+        found = source.attachments(repository, subject.digest)
+        proofs, failures = self.proofs(found, subject)
         signatures = [
             p for p in proofs if p.statement is None or p.predicate_type == COSIGN_SIGN_PREDICATE
         ]
@@ -173,7 +179,7 @@ class Policy:
     ) -> Proof | str:
         """A signature of this policy on the carrier manifest itself (an attached artifact)."""
         found = source.attachments(repository, carrier.manifest.digest)
-        proofs, failures = self.proofs(found)
+        proofs, failures = self.proofs(found, carrier.manifest.descriptor())
         for proof in proofs:
             if proof.statement is None or proof.predicate_type == COSIGN_SIGN_PREDICATE:
                 return proof
@@ -300,20 +306,27 @@ class PolicySet:
         specs = topology.signing.policies if topology.signing else []
         self.policies = {spec.name: Policy.load(spec, base_dir) for spec in specs}
         self.source = CachingSource(source or RegistrySignatureSource())
-        self._results: dict[tuple[str, str, Digest, str], PolicyResult] = {}
+        self._results: dict[tuple[str, str, Digest, str, int, str], PolicyResult] = {}
         self._lock = threading.Lock()
 
     def evaluate(
-        self, replication: ReplicationSpec, repository: Repository, digest: Digest
+        self, replication: ReplicationSpec, repository: Repository, subject: Descriptor
     ) -> list[PolicyResult]:
         results = []
         for name in replication.verify:
-            key = (repository.registry_id, repository.name, digest, name)
+            key = (
+                repository.registry_id,
+                repository.name,
+                subject.digest,
+                subject.media_type,
+                subject.size,
+                name,
+            )
             with self._lock:
                 cached = self._results.get(key)
             if cached is None:
-                cached = self.policies[name].evaluate(repository, digest, self.source)
-                log.info("%s@%s: %s", repository, digest, cached)
+                cached = self.policies[name].evaluate(repository, subject, self.source)
+                log.info("%s@%s: %s", repository, subject.digest, cached)
                 with self._lock:
                     self._results[key] = cached
             results.append(cached)

@@ -8,6 +8,7 @@ does not understand raises too: nothing unsupported ever counts as valid.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from regtopo.oci import mediatype as mt
+from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
 from regtopo.plan.signing.crypto import (
     LogEntry,
@@ -53,6 +55,21 @@ ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
 ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
 ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
+
+# Protected headers of a notation JWS [Notary Project signature spec, JWS envelope].
+SIGNING_SCHEME = "io.cncf.notary.signingScheme"
+SIGNING_TIME = "io.cncf.notary.signingTime"
+AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
+EXPIRY = "io.cncf.notary.expiry"
+SCHEME_X509 = "notary.x509"
+SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"
+# The critical headers this verifier processes. The authentic signing time belongs to the
+# signingAuthority scheme, which is refused; plugin headers need a plugin: both are unknown.
+UNDERSTOOD_CRITICAL_HEADERS = frozenset({SIGNING_SCHEME, EXPIRY})
+# Header names JWS registers (RFC 7515 §4.1): the spec forbids them in `crit`.
+JWS_REGISTERED_HEADERS = frozenset(
+    {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"}
+)
 
 # JWS `alg` values notation writes: RSASSA-PSS and ECDSA [Notary Project signature spec].
 JWS_ALGORITHMS: dict[str, tuple[hashes.HashAlgorithm, bool]] = {
@@ -179,7 +196,8 @@ class CosignKeyVerifier:
         names = ", ".join(k.name for k in self.keys)
         raise VerificationFailure(f"the signature does not verify with key {names}")
 
-    def verify(self, attachment: Attachment, subject: Digest) -> Proof:
+    def verify(self, attachment: Attachment, described: Descriptor) -> Proof:
+        subject = described.digest  # cosign's payloads name the digest alone
         media_type = attachment.media_type
         if media_type == mt.COSIGN_SIMPLESIGNING:
             encoded = attachment.layer.annotations.get(ANNOTATION_SIGNATURE)
@@ -231,7 +249,8 @@ class CosignKeylessVerifier:
         self.issuer = issuer
         self.sigstore = SigstoreBundles(sigstore_root, self) if sigstore_root else None
 
-    def verify(self, attachment: Attachment, subject: Digest) -> Proof:
+    def verify(self, attachment: Attachment, described: Descriptor) -> Proof:
+        subject = described.digest  # cosign's payloads name the digest alone
         media_type = attachment.media_type
         annotations = attachment.layer.annotations
         if media_type == mt.COSIGN_SIMPLESIGNING:
@@ -469,7 +488,7 @@ class NotationVerifier:
         self.roots = list(roots)
         self.identities = list(identities)
 
-    def verify(self, attachment: Attachment, subject: Digest) -> Proof:
+    def verify(self, attachment: Attachment, subject: Descriptor) -> Proof:
         manifest = attachment.carrier.manifest
         config = manifest.config
         is_notation = manifest.artifact_type == NOTATION_SIGNATURE or (
@@ -477,14 +496,15 @@ class NotationVerifier:
         )
         if not is_notation:
             raise VerificationFailure(f"{attachment.origin} is not a notation signature")
-        if manifest.subject is not None and manifest.subject.digest != subject:
+        if manifest.subject is not None and manifest.subject.digest != subject.digest:
             raise VerificationFailure(
-                f"the signature's subject is {manifest.subject.digest}, not {subject}"
+                f"the signature's subject is {manifest.subject.digest}, not {subject.digest}"
             )
         if attachment.media_type == COSE:
             raise VerificationFailure(
-                "COSE signature envelopes are not supported by regtopo yet "
-                "(sign with --signature-format jws)"
+                f"COSE signature envelopes ({COSE}) are not supported by regtopo yet, so this "
+                "signature cannot count as valid; sign with JWS instead: notation sign "
+                "--signature-format jws (notation's default)"
             )
         if attachment.media_type != JWS:
             raise VerificationFailure(f"unknown notation envelope type {attachment.media_type}")
@@ -492,7 +512,7 @@ class NotationVerifier:
             _json(attachment.content, what="the JWS envelope"), subject, attachment.origin
         )
 
-    def _jws(self, envelope: dict[str, Any], subject: Digest, origin: str) -> Proof:
+    def _jws(self, envelope: dict[str, Any], subject: Descriptor, origin: str) -> Proof:
         protected = envelope.get("protected")
         payload = envelope.get("payload")
         signature = envelope.get("signature")
@@ -522,10 +542,6 @@ class NotationVerifier:
             for c in chain_b64
         ]
         leaf = chain[0]
-        # The signing time in the header is the signer's claim, not an authentic timestamp:
-        # without a timestamp countersignature the certificate must be valid now (as notation
-        # verifies). The claim is still parsed so that a malformed one is refused.
-        _signing_time(headers)
         now = datetime.now(UTC)
         verify_chain(leaf, chain[1:], self.roots, at=now, code_signing=False)
         if self.identities:
@@ -550,22 +566,111 @@ class NotationVerifier:
             raise VerificationFailure(
                 f"the JWS content type is {headers.get('cty')!r}, expected {NOTATION_PAYLOAD}"
             )
+        check_notation_headers(headers, now)
         document = _json(b64decode(payload, what="the JWS payload"), what="the notation payload")
-        target = document.get("targetArtifact")
-        digest = target.get("digest") if isinstance(target, dict) else None
-        if digest != str(subject):
-            raise VerificationFailure(
-                f"the signature is for {digest or 'no digest'}, not for the subject {subject}"
-            )
+        check_target_artifact(document.get("targetArtifact"), subject)
         return Proof(f"certificate {subject_name(leaf)}", origin)
 
 
-def _signing_time(headers: dict[str, Any]) -> datetime | None:
-    value = headers.get("io.cncf.notary.signingTime")
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise VerificationFailure(f"the JWS signing time {value!r} is not RFC 3339") from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def check_notation_headers(headers: dict[str, Any], now: datetime) -> None:
+    """The protected header's critical list, signing scheme, signing time and expiry.
+
+    Per the Notary Project signature spec (JWS envelope): `crit` is required and names the
+    signing scheme, and the expiry and authentic signing time when present; a header named in
+    `crit` that the verifier does not understand fails verification (RFC 7515 §4.1.11 too);
+    an artifact is expired when now is at or past its expiry. A header not named critical is
+    informational and ignored.
+    """
+    critical = headers.get("crit")
+    if (
+        not isinstance(critical, list)
+        or not critical
+        or not all(isinstance(name, str) for name in critical)
+    ):
+        raise VerificationFailure(
+            "the JWS protected header has no crit list (the notation signature spec requires "
+            f"one naming {SIGNING_SCHEME})"
+        )
+    for name in critical:
+        if name in JWS_REGISTERED_HEADERS:
+            raise VerificationFailure(
+                f"the JWS crit list names {name}, a header registered by JWS itself, which the "
+                "notation signature spec forbids"
+            )
+        if name not in headers:
+            raise VerificationFailure(
+                f"the JWS crit list names {name}, which the header does not have"
+            )
+        if name not in UNDERSTOOD_CRITICAL_HEADERS:
+            raise VerificationFailure(
+                f"the JWS marks {name} critical, which regtopo does not understand: a verifier "
+                "must then refuse the signature"
+            )
+    for name in (SIGNING_SCHEME, EXPIRY, AUTHENTIC_SIGNING_TIME):
+        if (name == SIGNING_SCHEME or name in headers) and name not in critical:
+            raise VerificationFailure(
+                f"the JWS header {name} is not listed in crit, as the notation signature spec "
+                "requires"
+            )
+    scheme = headers.get(SIGNING_SCHEME)
+    if scheme == SCHEME_SIGNING_AUTHORITY:
+        raise VerificationFailure(
+            f"the signing scheme {SCHEME_SIGNING_AUTHORITY} is not supported by regtopo (it "
+            f"verifies {SCHEME_X509}, notation's default)"
+        )
+    if scheme != SCHEME_X509:
+        raise VerificationFailure(f"unknown signing scheme {scheme!r}, expected {SCHEME_X509}")
+    # The signing time is the signer's claim, not an authentic timestamp: without a timestamp
+    # countersignature the certificate must be valid now (as notation verifies). The claim is
+    # required by the scheme and parsed, so that an absent or malformed one is refused.
+    if SIGNING_TIME not in headers:
+        raise VerificationFailure(
+            f"the JWS has no {SIGNING_TIME}, which the {SCHEME_X509} scheme requires"
+        )
+    _rfc3339(headers[SIGNING_TIME], what=SIGNING_TIME)
+    if EXPIRY in headers:
+        expiry = _rfc3339(headers[EXPIRY], what=EXPIRY)
+        if now >= expiry:
+            raise VerificationFailure(f"the signature expired at {expiry.isoformat()} ({EXPIRY})")
+
+
+def check_target_artifact(target: Any, subject: Descriptor) -> None:
+    """The signed `targetArtifact` must be the subject's descriptor: mediaType, digest, size.
+
+    The spec requires all three in the signed descriptor; annotations and artifactType may be
+    signed besides (user metadata) and are not compared.
+    """
+    signed = target if isinstance(target, dict) else {}
+    digest = signed.get("digest")
+    if digest != str(subject.digest):
+        raise VerificationFailure(
+            f"the signature is for {digest or 'no digest'}, not for the subject {subject.digest}"
+        )
+    wrong: list[str] = []
+    media_type = signed.get("mediaType")
+    if media_type != subject.media_type:
+        shown = "(absent)" if media_type is None else repr(media_type)
+        wrong.append(f"mediaType {shown}, not {subject.media_type!r}")
+    size = signed.get("size")
+    # A JSON number that is an integer; `True == 1` and `17.0 == 17` must not pass for a size.
+    if type(size) is not int or size != subject.size:
+        shown = "(absent)" if size is None else repr(size)
+        wrong.append(f"size {shown}, not {subject.size}")
+    if wrong:
+        raise VerificationFailure(
+            f"the signed targetArtifact does not match the subject {subject.digest}: "
+            + "; ".join(wrong)
+        )
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any, *, what: str) -> datetime:
+    """An RFC 3339 date and time: with seconds and an offset (Z or ±hh:mm)."""
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    raise VerificationFailure(f"the JWS {what} {value!r} is not an RFC 3339 date and time")
