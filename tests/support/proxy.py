@@ -94,9 +94,13 @@ class ProxyRequest:
 
 @dataclass
 class Reply:
+    """An answer. `stream`, when set, is sent instead of `body` with chunked transfer coding
+    (no Content-Length), piece by piece, until the client hangs up."""
+
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    stream: Iterable[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -342,9 +346,30 @@ def _make_handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", upstream_length or str(len(decision.body)))
                 self.end_headers()
                 return
+            if decision.stream is not None:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._write_chunked(decision.stream)
+                return
             self.send_header("Content-Length", str(len(decision.body)))
             self.end_headers()
-            self.wfile.write(decision.body)
+            try:
+                self.wfile.write(decision.body)
+            except OSError:  # a client that refused the body unread (e.g. by its length)
+                self.close_connection = True
+
+        def _write_chunked(self, pieces: Iterable[bytes]) -> None:
+            try:
+                for piece in pieces:
+                    if piece:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:  # the client hung up mid-body: what the tests look for
+                self.close_connection = True
+            finally:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
 
