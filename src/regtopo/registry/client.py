@@ -21,10 +21,11 @@ import certifi
 import httpx
 
 from regtopo import __version__
+from regtopo.errors import ManifestError
 from regtopo.oci import mediatype as mt
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
-from regtopo.oci.manifest import Manifest
+from regtopo.oci.manifest import MAX_MANIFEST_SIZE, Manifest
 from regtopo.oci.reference import api_host, canonical_host, is_valid_repository, is_valid_tag
 from regtopo.registry.auth import Authenticator, Credentials, parse_challenges
 from regtopo.registry.errors import (
@@ -170,13 +171,20 @@ class RegistryClient:
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
         passthrough: tuple[int, ...] = (),
+        read_limit: int | None = None,
     ) -> httpx.Response:
         """Send one logical request, authenticated and retried.
 
         Statuses in `ok` and `passthrough` are returned to the caller; every other answer is a
         `RegistryError`. `body` may be a factory, called once per attempt, so streamed uploads
         can be retried from the start.
+
+        With `read_limit`, the body of an `ok` answer is read here, within the attempt (a
+        connection lost mid-body is retried), but never more than `read_limit` bytes of it:
+        a longer one raises `BodyTooLargeError` (not retried) as soon as it is known to be.
         """
+        if read_limit is not None:
+            stream = True
 
         def attempt() -> httpx.Response:
             response = self._send(method, url, scopes, headers, params, body, stream)
@@ -191,6 +199,8 @@ class RegistryClient:
                     _discard(response)
                     self.auth.invalidate(scopes)
                     raise self._refused(action, response, scopes)
+            if read_limit is not None and response.status_code in ok:
+                return _read_capped(response, read_limit)
             if response.status_code in ok or response.status_code in passthrough:
                 return response
             _discard(response)
@@ -333,6 +343,49 @@ def _discard(response: httpx.Response) -> None:
     response.close()
 
 
+class BodyTooLargeError(Exception):
+    """An answer whose body is longer than the caller accepts; `size` is what the registry
+    declared (Content-Length), or None when the body merely ran past the limit."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(f"body of {size if size is not None else 'more than ' + str(limit)}")
+        self.size = size
+        self.limit = limit
+
+
+def _read_capped(response: httpx.Response, limit: int) -> httpx.Response:
+    """`response` (streamed) with its body read, or `BodyTooLargeError` without reading past
+    `limit` bytes: a declared Content-Length above it is refused before the body, and a body
+    without one is cut off once it passes the limit. The connection is closed either way."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise BodyTooLargeError(int(declared), limit)
+    parts: list[bytes] = []
+    held = 0
+    try:
+        for part in response.iter_bytes():
+            held += len(part)
+            if held > limit:
+                raise BodyTooLargeError(None, limit)
+            parts.append(part)
+    finally:
+        response.close()
+    # The body as read (decoded), in a response that holds it: `content` works as usual.
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(parts),
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
 def _short_cause(err: Exception) -> str:
     text = str(err) or repr(err)
     return text.splitlines()[0][:200]
@@ -386,15 +439,28 @@ class RemoteRepository(Repository):
     def get_manifest(self, reference: str, expected: Digest | None = None) -> Manifest | None:
         if expected is None and ":" in reference:
             expected = Digest.parse(reference)
-        response = self.client.request(
-            "GET",
-            self._path(f"manifests/{reference}"),
-            scopes=self.pull,
-            action=f"fetching manifest {self}:{reference}",
-            headers={"Accept": mt.ACCEPT},
-            passthrough=(404,),
-        )
+        try:
+            response = self.client.request(
+                "GET",
+                self._path(f"manifests/{reference}"),
+                scopes=self.pull,
+                action=f"fetching manifest {self}:{reference}",
+                headers={"Accept": mt.ACCEPT},
+                passthrough=(404,),
+                read_limit=MAX_MANIFEST_SIZE,
+            )
+        except BodyTooLargeError as err:
+            # Never buffered: a broken or hostile source cannot make us hold an arbitrary body.
+            size = f"{err.size} bytes" if err.size is not None else f"more than {err.limit} bytes"
+            raise ManifestError(
+                f"fetching manifest {self}:{reference}: the registry serves {size}, which "
+                f"exceeds the {err.limit}-byte ({err.limit // 2**20} MiB) limit for manifests; regtopo "
+                "stopped reading it",
+                hint="registries need only accept manifests up to 4 MiB, so this one cannot "
+                "be copied by digest; check the source registry (or a proxy in front of it)",
+            ) from None
         if response.status_code == 404:
+            _discard(response)
             return None
         manifest = Manifest.parse(
             response.content, response.headers.get("content-type"), expected=expected
