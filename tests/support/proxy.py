@@ -55,6 +55,7 @@ __all__ = [
     "refuse_sha512_manifests",
     "relative_locations",
     "require_foreign_blobs",
+    "short_patch",
     "rewrite_realm",
     "strip_header",
     "tag_pages",
@@ -599,6 +600,24 @@ def absent_repositories(proxy: Proxy, exists: Callable[[str], bool]) -> Rule:
                 return Reply(200, {"Content-Type": "application/json"}, body)
             return reply
         return None
+
+    return rule
+
+
+def short_patch(proxy: Proxy, which: int, keep: int) -> Rule:
+    """The `which`-th PATCH (0-based) reaches the registry with only its first `keep` bytes
+    (its Content-Range shortened to match), so the registry keeps part of the chunk and its
+    `Range` confirms less than the client sent, as a registry that stored a partial write."""
+    counter = itertools.count()
+
+    def rule(request: ProxyRequest) -> Reply | None:
+        if request.method != "PATCH" or next(counter) != which:
+            return None
+        start = int(request.headers["content-range"].split("-")[0])
+        headers = httpx.Headers(request.headers)
+        headers["Content-Range"] = f"{start}-{start + keep - 1}"
+        shortened = ProxyRequest(request.method, request.target, headers, request.body[:keep])
+        return proxy._rewritten(request, proxy.forward(shortened))
 
     return rule
 

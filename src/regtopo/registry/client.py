@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 # a token expiring mid-upload costs one chunk, not the whole blob.
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
+# A chunked upload whose registry confirms less than it was sent more often than this fails.
+MAX_SHORT_RANGES = 8
 
 Body = bytes | Callable[[], Iterable[bytes] | bytes] | None
 
@@ -675,10 +677,47 @@ class RemoteRepository(Repository):
         _discard(response)
 
     def _put_chunked(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
+        """PATCH the blob in chunks, resuming wherever the registry says it stands.
+
+        Each 202 confirms `Range: 0-N`: N+1 bytes received. Fewer than sent means the
+        registry kept only part of a chunk (distribution-spec: resume from its offset): the
+        rest of the chunk in hand goes again. Fewer than the chunk's own start means bytes
+        already confirmed are gone: the source is opened again and read up to that offset.
+        """
         offset = 0
-        with opener() as chunks:
-            for chunk in _rechunk(chunks, self.client.chunk_size):
-                length = sum(len(part) for part in chunk)
+        stalls = 0
+        lost = True
+        while lost:
+            with opener() as source:
+                location, offset, stalls, lost = self._send_chunks(
+                    descriptor, _skip(source, offset), location, offset, stalls
+                )
+        response = self.client.request(
+            "PUT",
+            _with_digest(location, descriptor.digest),
+            scopes=self.push,
+            action=f"finishing upload of {descriptor.digest.short} to {self}",
+            headers={"Content-Length": "0"},
+            ok=(201, 204),
+        )
+        _discard(response)
+
+    def _send_chunks(
+        self,
+        descriptor: Descriptor,
+        source: Iterable[bytes],
+        location: str,
+        offset: int,
+        stalls: int,
+    ) -> tuple[str, int, int, bool]:
+        """Send `source` (the blob from `offset` on) in chunks. Returns the newest location,
+        the offset the registry confirmed, the count of short confirmations so far, and
+        whether the registry lost bytes sent before the chunk in hand (the source must then be
+        read again from that offset)."""
+        for chunk in _rechunk(source, self.client.chunk_size):
+            pending = chunk
+            while pending:
+                length = sum(len(part) for part in pending)
                 end = offset + length - 1
                 response = self.client.request(
                     "PATCH",
@@ -690,29 +729,44 @@ class RemoteRepository(Repository):
                         "Content-Range": f"{offset}-{end}",
                         "Content-Length": str(length),
                     },
-                    body=_one_shot(chunk),
+                    body=_one_shot(pending),
                     ok=(202,),
                 )
                 _discard(response)
                 location = _location(response)
-                confirmed = response.headers.get("range", "")
-                if confirmed and not confirmed.endswith(f"-{end}"):
+                received = _received(response.headers.get("range"), end + 1)
+                if received > end + 1:
                     raise RegistryError(
                         f"uploading {descriptor.digest.short} to {self}: the registry confirmed "
-                        f"range {confirmed}, expected 0-{end}"
+                        f"range 0-{received - 1}, more than the {end + 1} bytes sent"
                     )
-                offset = end + 1
-                # Let go of this chunk before the next one is read: one held at a time.
-                del chunk
-        response = self.client.request(
-            "PUT",
-            _with_digest(location, descriptor.digest),
-            scopes=self.push,
-            action=f"finishing upload of {descriptor.digest.short} to {self}",
-            headers={"Content-Length": "0"},
-            ok=(201, 204),
-        )
-        _discard(response)
+                if received == end + 1:
+                    offset, pending = received, []
+                    continue
+                stalls += 1
+                if stalls > MAX_SHORT_RANGES:
+                    raise RegistryError(
+                        f"uploading {descriptor.digest.short} to {self}: the registry confirmed "
+                        f"range 0-{received - 1} after bytes {offset}-{end} were sent, short "
+                        f"{MAX_SHORT_RANGES + 1} times",
+                        hint="the registry keeps losing uploaded bytes; try again later",
+                    )
+                log.info(
+                    "the registry kept %d of bytes %d-%d of %s for %s: resuming from %d",
+                    max(received - offset, 0),
+                    offset,
+                    end,
+                    descriptor.digest.short,
+                    self,
+                    received,
+                )
+                if received < offset:
+                    return location, received, stalls, True
+                pending = _drop_bytes(pending, received - offset)
+                offset = received
+            # Let go of this chunk before the next one is read: one held at a time.
+            del chunk, pending
+        return location, offset, stalls, False
 
     def _cancel_upload(self, location: str) -> None:
         try:
@@ -809,6 +863,44 @@ def _next_link(response: httpx.Response) -> str | None:
                 if start != -1 and end > start:
                     return str(response.url.join(part[start + 1 : end]))
     return None
+
+
+def _received(confirmed: str | None, sent: int) -> int:
+    """The bytes a `Range: 0-N` header says the registry holds (N+1); `sent` when absent.
+
+    Distribution writes `0-N` (no `bytes=`), and `0-0` for an empty session too, so `0-0`
+    is read as one byte: a registry that holds none answers the next chunk with 416, which
+    restarts the upload.
+    """
+    if not confirmed:
+        return sent
+    value = confirmed.strip().removeprefix("bytes=")
+    first, _, last = value.partition("-")
+    if not (first.strip() == "0" and last.strip().isdigit()):
+        raise RegistryError(f"the registry confirmed an unreadable upload range {confirmed!r}")
+    return int(last) + 1
+
+
+def _drop_bytes(parts: list[bytes], count: int) -> list[bytes]:
+    """`parts` without their first `count` bytes."""
+    rest: list[bytes] = []
+    for part in parts:
+        if count >= len(part):
+            count -= len(part)
+            continue
+        rest.append(part[count:] if count else part)
+        count = 0
+    return rest
+
+
+def _skip(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
+    """`chunks` from byte `count` on: what a resumed upload sends of a reopened source."""
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:] if count else chunk
+        count = 0
 
 
 def _one_shot(parts: list[bytes]) -> Callable[[], Iterable[bytes]]:
