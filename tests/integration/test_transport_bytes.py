@@ -38,6 +38,7 @@ from tests.support.proxy import (
     redirect_blobs,
     redirect_uploads,
     relative_locations,
+    short_patch,
     strip_header,
 )
 from tests.support.registries import MakeRegistry, Registry, push_random_image, skopeo_digest
@@ -563,4 +564,35 @@ def test_chunk_whose_answer_was_lost_restarts_the_upload_once(
     assert statuses[:3] == [("0-999", 202), ("1000-1999", 0), ("1000-1999", 404)]
     assert [r for r, _ in statuses[3:]] == ["0-999", "1000-1999", "2000-2999", "3000-3499"]
     assert proxy.count("POST", r"/v2/org/app/blobs/uploads/") == 3  # config, layer, restart
+    assert skopeo_or_http_digest(registry, "org/app:v1") == digest
+
+
+def test_a_chunk_the_registry_kept_only_part_of_is_resumed_from_the_confirmed_range(
+    registry: Registry, make_proxy: MakeProxy, clients: Any, engine: CopyEngine
+) -> None:
+    """The registry confirms `Range: 0-1399` for the chunk sent as 1000-1999 (it kept 400 of
+    its bytes): per the spec the client goes on from byte 1400, the rest of that chunk, and
+    the blob lands with the right digest."""
+    data = os.urandom(3500)
+    with Pusher(registry, "src/app") as pusher:
+        digest, raw = image(pusher, [("application/vnd.oci.image.layer.v1.tar", data)], tag="v1")
+    proxy = make_proxy(registry.url)
+    proxy.add(short_patch(proxy, which=1, keep=400))
+    target = clients(proxy.host, chunk_size=1000).repository("org/app")
+
+    engine.copy(clients(registry.host).repository("src/app"), target, Digest.parse(digest), ["v1"])
+
+    patches = proxy.seen("PATCH")
+    assert [(p.headers["content-range"], p.body_size) for p in patches] == [
+        ("0-999", 1000),
+        ("1000-1999", 1000),  # forwarded as 1000-1399
+        ("1400-1999", 600),
+        ("2000-2999", 1000),
+        ("3000-3499", 500),
+    ]
+    assert all(p.status == 202 for p in patches)
+    assert proxy.count("POST", r"/v2/org/app/blobs/uploads/") == 2  # no restart
+    layer = json.loads(raw)["layers"][0]["digest"]
+    blob = __import__("httpx").get(f"{registry.url}/v2/org/app/blobs/{layer}")
+    assert blob.content == data
     assert skopeo_or_http_digest(registry, "org/app:v1") == digest

@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from regtopo.registry.client import RegistryClient
 from regtopo.registry.layout import LayoutRepository
 from regtopo.render.text import render_plan
 from regtopo.topology.loader import load
+from tests.support.cli import run
 from tests.support.content import (
     DOCKER_CONFIG,
     DOCKER_FOREIGN,
@@ -46,6 +49,8 @@ from tests.support.content import (
 from tests.support.proxy import (
     MakeProxy,
     Proxy,
+    ProxyRequest,
+    Reply,
     refuse_schema1,
     refuse_sha512_manifests,
     require_foreign_blobs,
@@ -614,3 +619,103 @@ def test_c04_an_included_foreign_layer_the_source_lacks_comes_from_its_urls_veri
         assert result.outcome is Outcome.FAILED
         assert f"foreign blob {sha256(foreign)}" in result.message
         assert registry_digest(strict, "win/app", "ltsc") is None
+
+
+def oversize_manifest(registry: Registry, repository: str) -> tuple[bytes, str]:
+    """A valid OCI manifest of 5 MiB (annotations pad it), its blobs pushed, itself not."""
+    layer = os.urandom(500)
+    with Pusher(registry, repository) as pusher:
+        config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+        pusher.blob(config)
+        pusher.blob(layer)
+    document = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "config": descriptor(mt.OCI_CONFIG, config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", layer)],
+        "annotations": {"padding": ""},
+    }
+    skeleton = len(json.dumps(document).encode())
+    document["annotations"] = {"padding": "x" * (5 * 1024 * 1024 - skeleton)}
+    raw = json.dumps(document).encode()
+    assert len(raw) == 5 * 1024 * 1024
+    return raw, sha256(raw)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_oversize_source_manifest_is_refused_unread_and_nothing_is_pushed(
+    make_registry: MakeRegistry, make_proxy: MakeProxy, tmp_path: Path, framing: str
+) -> None:
+    """A source serving a 5 MiB manifest (above the 4 MiB every registry must accept): plan
+    and copy stop naming the manifest, its size and the limit; the target sees no request
+    that writes. regtopo never reads such a body whole: a declared Content-Length is refused
+    before the body, and a body without one (chunked, here endless) is cut off past the
+    limit, so the server cannot send much more than the limit before regtopo hangs up."""
+    source_registry = make_registry()
+    target_registry = make_registry()
+    raw, digest = oversize_manifest(source_registry, "src/app")
+    sent: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        piece = raw[: 64 * 1024]
+        yield raw
+        while sum(sent) < 256 * 1024 * 1024:  # a bound, so a failing test ends
+            sent.append(len(piece))
+            yield piece
+
+    def serve_oversize(request: ProxyRequest) -> Reply | None:
+        if request.method not in ("GET", "HEAD") or not re.fullmatch(
+            rf"/v2/src/app/manifests/(v1|{digest})", request.path
+        ):
+            return None
+        headers = {"Content-Type": mt.OCI_MANIFEST, "Docker-Content-Digest": digest}
+        if framing == "chunked":
+            # No length anywhere: HEAD has none, so regtopo reads the manifest to hash it.
+            del headers["Docker-Content-Digest"]
+            if request.method == "HEAD":
+                return Reply(200, headers)
+            return Reply(200, headers, stream=endless())
+        return Reply(200, headers, raw)
+
+    source = make_proxy(source_registry.url).add(serve_oversize)
+    target = make_proxy(target_registry.url)
+    path = topology(
+        tmp_path,
+        {"src": source.host, "dst": target.host},
+        {"source": "src/src/app", "targets": ["dst/src/app"], "tags": ["v1"]},
+    )
+
+    result = run("apply", "--auto-approve", str(path))
+
+    assert result.exit_code != 0
+    message = " ".join((result.stdout + result.stderr).split())
+    assert "src/src/app:v1" in message, message
+    assert "4194304" in message and "4 MiB" in message
+    if framing == "content-length":
+        assert f"{len(raw)} bytes" in message
+    else:
+        assert "more than 4194304 bytes" in message
+    assert [s.method for s in target.seen() if s.method not in ("GET", "HEAD")] == []
+
+    source_client = RegistryClient("src", source.host, scheme="http")
+    target_client = RegistryClient("dst", target.host, scheme="http")
+    engine = CopyEngine()
+    try:
+        with pytest.raises(ManifestError) as caught:
+            engine.copy(
+                source_client.repository("src/app"),
+                target_client.repository("src/app"),
+                Digest.parse(digest),
+                ["v1"],
+            )
+    finally:
+        engine.close()
+        source_client.close()
+        target_client.close()
+    assert f"src/src/app:{digest}" in caught.value.message
+    assert "exceeds the 4194304-byte (4 MiB) limit" in caught.value.message
+    assert [s.method for s in target.seen() if s.method not in ("GET", "HEAD")] == []
+    if framing == "chunked":
+        # One request in all, never retried: the limit, plus what socket buffers took.
+        assert len(source.seen("GET", r"/v2/src/app/manifests/.*")) == 2  # plan, then copy
+        assert sum(sent) < 32 * 1024 * 1024

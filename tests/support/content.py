@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -62,6 +63,33 @@ class Pusher:
         )
         done.raise_for_status()
         return digest
+
+    def stream_blob(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Upload a blob of any size without holding it: one PATCH streams `chunks` (chunked
+        transfer coding, hashed on the way), then the PUT names the digest. (digest, size)"""
+        hasher = hashlib.sha256()
+        size = 0
+
+        def body() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in chunks:
+                hasher.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        start = self.client.post(f"{self.registry.url}/v2/{self.repository}/blobs/uploads/")
+        start.raise_for_status()
+        location = urljoin(f"{self.registry.url}/", start.headers["Location"])
+        sent = self.client.patch(
+            location, content=body(), headers={"Content-Type": "application/octet-stream"}
+        )
+        sent.raise_for_status()
+        location = urljoin(f"{self.registry.url}/", sent.headers["Location"])
+        digest = "sha256:" + hasher.hexdigest()
+        separator = "&" if urlsplit(location).query else "?"
+        done = self.client.put(f"{location}{separator}digest={digest}")
+        done.raise_for_status()
+        return digest, size
 
     def manifest(self, body: bytes, media_type: str, reference: str | None = None) -> str:
         digest = sha256(body)

@@ -55,6 +55,7 @@ __all__ = [
     "refuse_sha512_manifests",
     "relative_locations",
     "require_foreign_blobs",
+    "short_patch",
     "rewrite_realm",
     "strip_header",
     "tag_pages",
@@ -94,9 +95,13 @@ class ProxyRequest:
 
 @dataclass
 class Reply:
+    """An answer. `stream`, when set, is sent instead of `body` with chunked transfer coding
+    (no Content-Length), piece by piece, until the client hangs up."""
+
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    stream: Iterable[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -342,9 +347,30 @@ def _make_handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", upstream_length or str(len(decision.body)))
                 self.end_headers()
                 return
+            if decision.stream is not None:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._write_chunked(decision.stream)
+                return
             self.send_header("Content-Length", str(len(decision.body)))
             self.end_headers()
-            self.wfile.write(decision.body)
+            try:
+                self.wfile.write(decision.body)
+            except OSError:  # a client that refused the body unread (e.g. by its length)
+                self.close_connection = True
+
+        def _write_chunked(self, pieces: Iterable[bytes]) -> None:
+            try:
+                for piece in pieces:
+                    if piece:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:  # the client hung up mid-body: what the tests look for
+                self.close_connection = True
+            finally:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
 
@@ -574,6 +600,24 @@ def absent_repositories(proxy: Proxy, exists: Callable[[str], bool]) -> Rule:
                 return Reply(200, {"Content-Type": "application/json"}, body)
             return reply
         return None
+
+    return rule
+
+
+def short_patch(proxy: Proxy, which: int, keep: int) -> Rule:
+    """The `which`-th PATCH (0-based) reaches the registry with only its first `keep` bytes
+    (its Content-Range shortened to match), so the registry keeps part of the chunk and its
+    `Range` confirms less than the client sent, as a registry that stored a partial write."""
+    counter = itertools.count()
+
+    def rule(request: ProxyRequest) -> Reply | None:
+        if request.method != "PATCH" or next(counter) != which:
+            return None
+        start = int(request.headers["content-range"].split("-")[0])
+        headers = httpx.Headers(request.headers)
+        headers["Content-Range"] = f"{start}-{start + keep - 1}"
+        shortened = ProxyRequest(request.method, request.target, headers, request.body[:keep])
+        return proxy._rewritten(request, proxy.forward(shortened))
 
     return rule
 

@@ -21,10 +21,11 @@ import certifi
 import httpx
 
 from regtopo import __version__
+from regtopo.errors import ManifestError
 from regtopo.oci import mediatype as mt
 from regtopo.oci.descriptor import Descriptor
 from regtopo.oci.digest import Digest
-from regtopo.oci.manifest import Manifest
+from regtopo.oci.manifest import MAX_MANIFEST_SIZE, Manifest
 from regtopo.oci.reference import api_host, canonical_host, is_valid_repository, is_valid_tag
 from regtopo.registry.auth import Authenticator, Credentials, parse_challenges
 from regtopo.registry.errors import (
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 # a token expiring mid-upload costs one chunk, not the whole blob.
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
+# A chunked upload whose registry confirms less than it was sent more often than this fails.
+MAX_SHORT_RANGES = 8
 
 Body = bytes | Callable[[], Iterable[bytes] | bytes] | None
 
@@ -183,13 +186,20 @@ class RegistryClient:
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
         passthrough: tuple[int, ...] = (),
+        read_limit: int | None = None,
     ) -> httpx.Response:
         """Send one logical request, authenticated and retried.
 
         Statuses in `ok` and `passthrough` are returned to the caller; every other answer is a
         `RegistryError`. `body` may be a factory, called once per attempt, so streamed uploads
         can be retried from the start.
+
+        With `read_limit`, the body of an `ok` answer is read here, within the attempt (a
+        connection lost mid-body is retried), but never more than `read_limit` bytes of it:
+        a longer one raises `BodyTooLargeError` (not retried) as soon as it is known to be.
         """
+        if read_limit is not None:
+            stream = True
 
         def attempt() -> httpx.Response:
             response = self._send(method, url, scopes, headers, params, body, stream)
@@ -204,6 +214,8 @@ class RegistryClient:
                     _discard(response)
                     self.auth.invalidate(scopes)
                     raise self._refused(action, response, scopes)
+            if read_limit is not None and response.status_code in ok:
+                return _read_capped(response, read_limit)
             if response.status_code in ok or response.status_code in passthrough:
                 return response
             _discard(response)
@@ -350,6 +362,49 @@ def _discard(response: httpx.Response) -> None:
     response.close()
 
 
+class BodyTooLargeError(Exception):
+    """An answer whose body is longer than the caller accepts; `size` is what the registry
+    declared (Content-Length), or None when the body merely ran past the limit."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(f"body of {size if size is not None else 'more than ' + str(limit)}")
+        self.size = size
+        self.limit = limit
+
+
+def _read_capped(response: httpx.Response, limit: int) -> httpx.Response:
+    """`response` (streamed) with its body read, or `BodyTooLargeError` without reading past
+    `limit` bytes: a declared Content-Length above it is refused before the body, and a body
+    without one is cut off once it passes the limit. The connection is closed either way."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise BodyTooLargeError(int(declared), limit)
+    parts: list[bytes] = []
+    held = 0
+    try:
+        for part in response.iter_bytes():
+            held += len(part)
+            if held > limit:
+                raise BodyTooLargeError(None, limit)
+            parts.append(part)
+    finally:
+        response.close()
+    # The body as read (decoded), in a response that holds it: `content` works as usual.
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(parts),
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
 def _short_cause(err: Exception) -> str:
     text = str(err) or repr(err)
     return text.splitlines()[0][:200]
@@ -403,15 +458,28 @@ class RemoteRepository(Repository):
     def get_manifest(self, reference: str, expected: Digest | None = None) -> Manifest | None:
         if expected is None and ":" in reference:
             expected = Digest.parse(reference)
-        response = self.client.request(
-            "GET",
-            self._path(f"manifests/{reference}"),
-            scopes=self.pull,
-            action=f"fetching manifest {self}:{reference}",
-            headers={"Accept": mt.ACCEPT},
-            passthrough=(404,),
-        )
+        try:
+            response = self.client.request(
+                "GET",
+                self._path(f"manifests/{reference}"),
+                scopes=self.pull,
+                action=f"fetching manifest {self}:{reference}",
+                headers={"Accept": mt.ACCEPT},
+                passthrough=(404,),
+                read_limit=MAX_MANIFEST_SIZE,
+            )
+        except BodyTooLargeError as err:
+            # Never buffered: a broken or hostile source cannot make us hold an arbitrary body.
+            size = f"{err.size} bytes" if err.size is not None else f"more than {err.limit} bytes"
+            raise ManifestError(
+                f"fetching manifest {self}:{reference}: the registry serves {size}, which "
+                f"exceeds the {err.limit}-byte ({err.limit // 2**20} MiB) limit for manifests; regtopo "
+                "stopped reading it",
+                hint="registries need only accept manifests up to 4 MiB, so this one cannot "
+                "be copied by digest; check the source registry (or a proxy in front of it)",
+            ) from None
         if response.status_code == 404:
+            _discard(response)
             return None
         manifest = Manifest.parse(
             response.content, response.headers.get("content-type"), expected=expected
@@ -626,10 +694,47 @@ class RemoteRepository(Repository):
         _discard(response)
 
     def _put_chunked(self, descriptor: Descriptor, opener: BlobOpener, location: str) -> None:
+        """PATCH the blob in chunks, resuming wherever the registry says it stands.
+
+        Each 202 confirms `Range: 0-N`: N+1 bytes received. Fewer than sent means the
+        registry kept only part of a chunk (distribution-spec: resume from its offset): the
+        rest of the chunk in hand goes again. Fewer than the chunk's own start means bytes
+        already confirmed are gone: the source is opened again and read up to that offset.
+        """
         offset = 0
-        with opener() as chunks:
-            for chunk in _rechunk(chunks, self.client.chunk_size):
-                length = sum(len(part) for part in chunk)
+        stalls = 0
+        lost = True
+        while lost:
+            with opener() as source:
+                location, offset, stalls, lost = self._send_chunks(
+                    descriptor, _skip(source, offset), location, offset, stalls
+                )
+        response = self.client.request(
+            "PUT",
+            _with_digest(location, descriptor.digest),
+            scopes=self.push,
+            action=f"finishing upload of {descriptor.digest.short} to {self}",
+            headers={"Content-Length": "0"},
+            ok=(201, 204),
+        )
+        _discard(response)
+
+    def _send_chunks(
+        self,
+        descriptor: Descriptor,
+        source: Iterable[bytes],
+        location: str,
+        offset: int,
+        stalls: int,
+    ) -> tuple[str, int, int, bool]:
+        """Send `source` (the blob from `offset` on) in chunks. Returns the newest location,
+        the offset the registry confirmed, the count of short confirmations so far, and
+        whether the registry lost bytes sent before the chunk in hand (the source must then be
+        read again from that offset)."""
+        for chunk in _rechunk(source, self.client.chunk_size):
+            pending = chunk
+            while pending:
+                length = sum(len(part) for part in pending)
                 end = offset + length - 1
                 response = self.client.request(
                     "PATCH",
@@ -641,29 +746,44 @@ class RemoteRepository(Repository):
                         "Content-Range": f"{offset}-{end}",
                         "Content-Length": str(length),
                     },
-                    body=_one_shot(chunk),
+                    body=_one_shot(pending),
                     ok=(202,),
                 )
                 _discard(response)
                 location = _location(response)
-                confirmed = response.headers.get("range", "")
-                if confirmed and not confirmed.endswith(f"-{end}"):
+                received = _received(response.headers.get("range"), end + 1)
+                if received > end + 1:
                     raise RegistryError(
                         f"uploading {descriptor.digest.short} to {self}: the registry confirmed "
-                        f"range {confirmed}, expected 0-{end}"
+                        f"range 0-{received - 1}, more than the {end + 1} bytes sent"
                     )
-                offset = end + 1
-                # Let go of this chunk before the next one is read: one held at a time.
-                del chunk
-        response = self.client.request(
-            "PUT",
-            _with_digest(location, descriptor.digest),
-            scopes=self.push,
-            action=f"finishing upload of {descriptor.digest.short} to {self}",
-            headers={"Content-Length": "0"},
-            ok=(201, 204),
-        )
-        _discard(response)
+                if received == end + 1:
+                    offset, pending = received, []
+                    continue
+                stalls += 1
+                if stalls > MAX_SHORT_RANGES:
+                    raise RegistryError(
+                        f"uploading {descriptor.digest.short} to {self}: the registry confirmed "
+                        f"range 0-{received - 1} after bytes {offset}-{end} were sent, short "
+                        f"{MAX_SHORT_RANGES + 1} times",
+                        hint="the registry keeps losing uploaded bytes; try again later",
+                    )
+                log.info(
+                    "the registry kept %d of bytes %d-%d of %s for %s: resuming from %d",
+                    max(received - offset, 0),
+                    offset,
+                    end,
+                    descriptor.digest.short,
+                    self,
+                    received,
+                )
+                if received < offset:
+                    return location, received, stalls, True
+                pending = _drop_bytes(pending, received - offset)
+                offset = received
+            # Let go of this chunk before the next one is read: one held at a time.
+            del chunk, pending
+        return location, offset, stalls, False
 
     def _cancel_upload(self, location: str) -> None:
         try:
@@ -760,6 +880,44 @@ def _next_link(response: httpx.Response) -> str | None:
                 if start != -1 and end > start:
                     return str(response.url.join(part[start + 1 : end]))
     return None
+
+
+def _received(confirmed: str | None, sent: int) -> int:
+    """The bytes a `Range: 0-N` header says the registry holds (N+1); `sent` when absent.
+
+    Distribution writes `0-N` (no `bytes=`), and `0-0` for an empty session too, so `0-0`
+    is read as one byte: a registry that holds none answers the next chunk with 416, which
+    restarts the upload.
+    """
+    if not confirmed:
+        return sent
+    value = confirmed.strip().removeprefix("bytes=")
+    first, _, last = value.partition("-")
+    if not (first.strip() == "0" and last.strip().isdigit()):
+        raise RegistryError(f"the registry confirmed an unreadable upload range {confirmed!r}")
+    return int(last) + 1
+
+
+def _drop_bytes(parts: list[bytes], count: int) -> list[bytes]:
+    """`parts` without their first `count` bytes."""
+    rest: list[bytes] = []
+    for part in parts:
+        if count >= len(part):
+            count -= len(part)
+            continue
+        rest.append(part[count:] if count else part)
+        count = 0
+    return rest
+
+
+def _skip(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
+    """`chunks` from byte `count` on: what a resumed upload sends of a reopened source."""
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:] if count else chunk
+        count = 0
 
 
 def _one_shot(parts: list[bytes]) -> Callable[[], Iterable[bytes]]:
