@@ -27,6 +27,7 @@ from regtopo.oci.manifest import Manifest
 from regtopo.plan.observe import Observer
 from regtopo.providers import provider_name
 from regtopo.providers.ecr import EcrInventory
+from regtopo.providers.harbor import HarborInventory
 from regtopo.registry.store import Repository
 
 if TYPE_CHECKING:
@@ -80,11 +81,21 @@ def _ecr(session: Session, registry: str) -> ProviderInventory | None:
     return EcrInventory(registry, host) if host else None
 
 
+def _harbor(session: Session, registry: str) -> ProviderInventory | None:
+    # Harbor's API answers on the registry's own host, with the registry's own credentials.
+    return (
+        HarborInventory(registry, session.client(registry)) if session.spec(registry).host else None
+    )
+
+
 # Provider name (the registry's `provider`, or the one its host implies) -> the inventory for one
 # registry. TODO(provider-inventory: GAR `uploadTime` through the Artifact Registry API, ACR
-# `lastUpdateTime` through its manifest listing, Harbor `push_time` and GitLab `created_at`
-# through their REST APIs; each needs credentials for the product's API besides the registry's).
-PROVIDER_INVENTORIES: dict[str, Callable[[Session, str], ProviderInventory | None]] = {"ecr": _ecr}
+# `lastUpdateTime` through its manifest listing, and GitLab `created_at` through its REST API;
+# each needs credentials for the product's API besides the registry's).
+PROVIDER_INVENTORIES: dict[str, Callable[[Session, str], ProviderInventory | None]] = {
+    "ecr": _ecr,
+    "harbor": _harbor,
+}
 
 
 def provider_inventory(session: Session, registry: str) -> ProviderInventory | None:

@@ -446,8 +446,8 @@ class RetentionPlanner:
                 continue
             actions.append(self._delete(state, digest, names, mark, reached, deleting, claimed))
 
-        # Untagged manifests come from a provider inventory (ECR) or a layout's index.json.
-        # TODO(provider-inventory: GAR, ACR, Harbor and GitLab inventories in
+        # Untagged manifests come from a provider inventory (ECR, Harbor) or a layout's
+        # index.json. TODO(provider-inventory: GAR, ACR and GitLab inventories in
         # regtopo.plan.ages.PROVIDER_INVENTORIES would list them on those products too).
         for rule in state.unlisted_untagged:
             where = TagRef(registry=state.registry, repository=state.name, tag="")

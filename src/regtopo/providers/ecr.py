@@ -18,6 +18,7 @@ from typing import Any
 
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
+from regtopo.providers.errors import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,7 @@ HOST_PATTERN = re.compile(
 )
 INSTALL_HINT = "install regtopo with the ecr extra: pip install 'regtopo[ecr]'"
 
-
-class ProviderError(RegtopoError):
-    """A provider's own API refused or failed."""
+__all__ = ["EcrInventory", "EcrProvider", "EcrRegistry", "ProviderError"]
 
 
 class EcrRegistry:
