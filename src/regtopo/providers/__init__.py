@@ -16,13 +16,19 @@ from regtopo.providers.profiles import profile_for
 
 
 def provider_name(provider: str | None, host: str | None) -> str | None:
-    """The registry's provider: `provider` when set, else inferred from the host."""
+    """The registry's provider: `provider` when set, else the profile its host matches.
+
+    ECR's control plane needs the account and region from a private registry's host, so
+    public.ecr.aws, which the profile also matches, has none here."""
     if provider:
         return provider
-    host = (host or "").removeprefix("https://").removeprefix("http://").split("/")[0]
-    if ECR_HOST.fullmatch(host.split(":")[0]):
-        return "ecr"
-    return None
+    profile = profile_for(host, None)
+    if profile is None:
+        return None
+    bare = (host or "").removeprefix("https://").removeprefix("http://").split("/")[0]
+    if profile.name == "ecr" and not ECR_HOST.fullmatch(bare.split(":")[0]):
+        return None
+    return profile.name
 
 
 def creates_on_push(provider: str | None, host: str | None) -> bool:

@@ -45,3 +45,23 @@ def test_a_named_provider_overrides_the_host() -> None:
         AuthFlavour.BEARER_TOKEN,
         True,
     )
+
+
+@pytest.mark.parametrize(
+    ("provider", "host", "name"),
+    [
+        (None, "harbor.corp.example", "harbor"),
+        (None, "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", "ecr"),
+        (None, "public.ecr.aws", None),  # no account or region for ECR's control plane
+        (None, "http://127.0.0.1:5000", "distribution"),
+        ("harbor", "registry.corp.example", "harbor"),
+        (None, None, None),
+    ],
+)
+def test_a_provider_control_plane_is_chosen_by_the_profile_the_host_matches(
+    provider: str | None, host: str | None, name: str | None
+) -> None:
+    """Retention inventories (ECR, Harbor) follow the same inference as the profiles."""
+    from regtopo.providers import provider_name
+
+    assert provider_name(provider, host) == name
