@@ -19,6 +19,7 @@ from typing import Any
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.providers.errors import ProviderError
+from regtopo.providers.listing import Listings
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,7 @@ class EcrInventory(EcrRegistry):
     def __init__(self, registry: str, host: str, *, client: Any = None) -> None:
         super().__init__(host, client=client)
         self.registry = registry
-        self._listings: dict[str, Listing | None] = {}
-        self._listing_locks: dict[str, threading.Lock] = {}
+        self._listings: Listings[Listing | None] = Listings(self._describe)
         self._lock = threading.Lock()
         self.failure: str | None = None
 
@@ -112,18 +112,7 @@ class EcrInventory(EcrRegistry):
         return [(digest, tags) for digest, (tags, _) in listing.items()]
 
     def _listing(self, repository: str) -> Listing | None:
-        with self._lock:
-            if repository in self._listings:
-                return self._listings[repository]
-            lock = self._listing_locks.setdefault(repository, threading.Lock())
-        with lock:
-            with self._lock:
-                if repository in self._listings:
-                    return self._listings[repository]
-            listing = self._describe(repository)
-            with self._lock:
-                self._listings[repository] = listing
-            return listing
+        return self._listings.get(repository)
 
     def _describe(self, repository: str) -> Listing | None:
         with self._lock:

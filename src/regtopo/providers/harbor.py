@@ -32,6 +32,7 @@ import httpx
 from regtopo.errors import RegtopoError
 from regtopo.oci.digest import Digest
 from regtopo.providers.errors import ProviderError
+from regtopo.providers.listing import Listings
 from regtopo.registry.client import RegistryClient
 from regtopo.registry.errors import RegistryError
 from regtopo.registry.retry import retrying
@@ -104,8 +105,7 @@ class HarborInventory:
     def __init__(self, registry: str, client: RegistryClient) -> None:
         self.registry = registry
         self.client = client
-        self._listings: dict[str, Listing | None] = {}
-        self._listing_locks: dict[str, threading.Lock] = {}
+        self._listings: Listings[Listing | None] = Listings(self._read)
         self._lock = threading.Lock()
         self.failure: str | None = None
         self.project_failures: dict[str, str] = {}
@@ -126,18 +126,7 @@ class HarborInventory:
         ]
 
     def _listing(self, repository: str) -> Listing | None:
-        with self._lock:
-            if repository in self._listings:
-                return self._listings[repository]
-            lock = self._listing_locks.setdefault(repository, threading.Lock())
-        with lock:
-            with self._lock:
-                if repository in self._listings:
-                    return self._listings[repository]
-            listing = self._read(repository)
-            with self._lock:
-                self._listings[repository] = listing
-            return listing
+        return self._listings.get(repository)
 
     def _read(self, repository: str) -> Listing | None:
         parts = split_repository(repository)

@@ -473,8 +473,8 @@ class RemoteRepository(Repository):
             size = f"{err.size} bytes" if err.size is not None else f"more than {err.limit} bytes"
             raise ManifestError(
                 f"fetching manifest {self}:{reference}: the registry serves {size}, which "
-                f"exceeds the {err.limit}-byte ({err.limit // 2**20} MiB) limit for manifests; regtopo "
-                "stopped reading it",
+                f"exceeds the {err.limit}-byte ({err.limit // 2**20} MiB) limit for manifests; "
+                "regtopo stopped reading it",
                 hint="registries need only accept manifests up to 4 MiB, so this one cannot "
                 "be copied by digest; check the source registry (or a proxy in front of it)",
             ) from None
