@@ -1,4 +1,5 @@
-"""The referrers API path, against a handler that speaks it in front of real registries.
+"""The referrers API path, against a handler that speaks it in front of real registries, and
+the paths of a source without it (fallback tags, cosign tags).
 
 Distribution 2.8 has no referrers API, so `ReferrersAPIProxy` (tests/support/referrers_api.py)
 adds it, with `artifactType` filtering and `OCI-Subject` on PUT, in front of a real process.
@@ -12,7 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.artifacts import Pushed, fallback_index, push_image, push_referrer
+from tests.support.artifacts import (
+    Pushed,
+    fallback_index,
+    get_manifest,
+    push_cosign_signature,
+    push_image,
+    push_referrer,
+    tag_digest,
+    write_fallback_index,
+)
 from tests.support.cli import regtopo
 from tests.support.cli import write_url_topology as write_topology
 from tests.support.referrers_api import ReferrersAPIProxy
@@ -122,3 +132,42 @@ def test_a_target_with_the_api_records_the_subject_itself_and_gets_no_fallback_t
         assert target.seen("GET", rf"/v2/app/referrers/{image.digest}")
     tags = httpx.get(f"{backend.url}/v2/app/tags/list").json()["tags"]
     assert sorted(tags) == ["v1"]
+
+
+@pytest.mark.parametrize("signed_by", ["fallback-tag", "cosign-sig-tag"])
+def test_a_signature_of_an_sbom_reaches_a_target_without_the_api_from_a_source_without_it(
+    tmp_path: Path, make_registry: MakeRegistry, signed_by: str
+) -> None:
+    """Plain Distribution at both ends: the source lists the SBOM in the image's fallback tag,
+    and the SBOM's signature in the SBOM's fallback tag or as a cosign `sha256-<sbom>.sig` tag.
+    The signature, a referrer of a referrer, arrives and is discoverable the same way."""
+    source, target = make_registry(), make_registry()
+    image = push_image(source.url, "app", "v1")
+    sbom = push_referrer(source.url, "app", image, artifact_type=SBOM, payload=b"sbom")
+    write_fallback_index(source.url, "app", image, [sbom])
+    sig_tag = f"sha256-{sbom.hex}.sig"
+    if signed_by == "fallback-tag":
+        signature = push_referrer(
+            source.url, "app", sbom, artifact_type=SIGNATURE, payload=b"sig of sbom"
+        )
+        write_fallback_index(source.url, "app", sbom, [signature])
+    else:
+        signature = push_cosign_signature(source.url, "app", sbom)
+    topology = write_topology(
+        tmp_path,
+        {"source": source.url, "target": target.url},
+        [{"source": "source/app", "targets": "target/app", "tags": ["v1"]}],
+    )
+
+    output = regtopo(topology, "apply", "--auto-approve")
+
+    assert "2 referrer(s) to bring along" in output
+    assert listed(target.url, image) == {sbom.digest}
+    for pushed in (sbom, signature):
+        assert get_manifest(target.url, "app", pushed.digest).content == pushed.raw
+    if signed_by == "fallback-tag":
+        assert listed(target.url, sbom) == {signature.digest}
+    else:
+        assert tag_digest(target.url, "app", sig_tag) == signature.digest
+        assert fallback_index(target.url, "app", sbom) is None
+    assert "No changes. 1 in sync." in regtopo(topology, "plan")

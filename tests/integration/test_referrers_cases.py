@@ -6,7 +6,6 @@ real process adds exactly that behaviour, and is named after it.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,14 @@ from regtopo.oci.digest import Digest
 from regtopo.registry.client import RegistryClient
 from regtopo.registry.referrers import ReferrerFinder
 from tests.support.artifacts import (
-    DOCKER_CONFIG,
-    DOCKER_MANIFEST,
     EMPTY_DIGEST,
     OCI_CONFIG,
     OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
-    Pushed,
     fallback_index,
     get_manifest,
+    push_cosign_signature,
     push_image,
     push_referrer,
     put_manifest,
@@ -43,7 +40,6 @@ from tests.support.registries import MakeRegistry, Registry
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(120)]
 
 IN_TOTO = "application/vnd.in-toto+json"
-SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
@@ -440,47 +436,14 @@ def test_c28_fallback_entries_carry_artifact_type_and_all_annotations_and_keep_o
 # C30 -----------------------------------------------------------------------------------------
 
 
-def push_cosign_signature(registry: Registry, subject: Pushed, *, docker: bool) -> Pushed:
-    """A legacy cosign `.sig` manifest, in Docker schema2 or OCI media types, tagged by digest."""
-    payload = json.dumps(
-        {
-            "critical": {
-                "identity": {"docker-reference": f"{registry.host}/app"},
-                "image": {"docker-manifest-digest": subject.digest},
-                "type": "cosign container image signature",
-            },
-            "optional": None,
-        }
-    ).encode()
-    config = json.dumps({"architecture": "", "os": "", "rootfs": {"type": "layers"}}).encode()
-    document = {
-        "schemaVersion": 2,
-        "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
-        "config": {
-            "mediaType": DOCKER_CONFIG if docker else OCI_CONFIG,
-            **upload_blob(registry.url, "app", config),
-        },
-        "layers": [
-            {
-                "mediaType": SIMPLESIGNING,
-                **upload_blob(registry.url, "app", payload),
-                "annotations": {
-                    "dev.cosignproject.cosign/signature": base64.b64encode(b"sig").decode()
-                },
-            }
-        ],
-    }
-    return put_manifest(registry.url, "app", document, tag=f"sha256-{subject.hex}.sig")
-
-
 def test_c30_cosign_sig_tags_in_docker_and_oci_media_types_arrive_with_the_same_digests(
     tmp_path: Path, make_registry: MakeRegistry
 ) -> None:
     source, target = make_registry(), make_registry()
     docker_image = push_image(source.url, "app", "docker", payload=b"d")
     oci_image = push_image(source.url, "app", "oci", payload=b"o")
-    docker_sig = push_cosign_signature(source, docker_image, docker=True)
-    oci_sig = push_cosign_signature(source, oci_image, docker=False)
+    docker_sig = push_cosign_signature(source.url, "app", docker_image, docker=True)
+    oci_sig = push_cosign_signature(source.url, "app", oci_image, docker=False)
     topology = replicate(tmp_path, source.url, target.url, ["docker", "oci"])
 
     plan = planned(topology)

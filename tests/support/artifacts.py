@@ -6,6 +6,7 @@ is what another tool (cosign, oras, buildx) would have left in the source regist
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 ACCEPT = ", ".join(
     [
@@ -133,6 +135,57 @@ def push_referrer(
     if annotations:
         document["annotations"] = annotations
     return put_manifest(base_url, repo, document)
+
+
+def push_cosign_signature(
+    base_url: str, repo: str, subject: Pushed, *, docker: bool = False
+) -> Pushed:
+    """A legacy cosign `.sig` manifest, in Docker schema2 or OCI media types, tagged by digest."""
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": f"{urlsplit(base_url).netloc}/{repo}"},
+                "image": {"docker-manifest-digest": subject.digest},
+                "type": "cosign container image signature",
+            },
+            "optional": None,
+        }
+    ).encode()
+    config = json.dumps({"architecture": "", "os": "", "rootfs": {"type": "layers"}}).encode()
+    document = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
+        "config": {
+            "mediaType": DOCKER_CONFIG if docker else OCI_CONFIG,
+            **upload_blob(base_url, repo, config),
+        },
+        "layers": [
+            {
+                "mediaType": SIMPLESIGNING,
+                **upload_blob(base_url, repo, payload),
+                "annotations": {
+                    "dev.cosignproject.cosign/signature": base64.b64encode(b"sig").decode()
+                },
+            }
+        ],
+    }
+    return put_manifest(base_url, repo, document, tag=f"sha256-{subject.hex}.sig")
+
+
+def write_fallback_index(
+    base_url: str, repo: str, subject: Pushed, referrers: list[Pushed]
+) -> Pushed:
+    """The `sha256-<hex>` index a tool without the referrers API writes for `subject`."""
+    entries = []
+    for referrer in referrers:
+        document = json.loads(referrer.raw)
+        entry = referrer.descriptor()
+        artifact_type = document.get("artifactType") or document.get("config", {}).get("mediaType")
+        if artifact_type:
+            entry["artifactType"] = artifact_type
+        entries.append(entry)
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    return put_manifest(base_url, repo, index, tag="sha256-" + subject.hex)
 
 
 def get_manifest(base_url: str, repo: str, reference: str) -> httpx.Response:

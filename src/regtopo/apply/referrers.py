@@ -5,7 +5,7 @@ copied by digest like any other tree (blobs, the empty `{}` config included, the
 bytes); a cosign attachment gets its `sha256-<hex>.sig|.att|.sbom` tag back. Then the target
 must be able to find it: a registry with the referrers API indexes the `subject` itself (it
 says so with `OCI-Subject`, or answers the API); any other gets the entry merged into the
-subject's fallback tag, one write per subject.
+subject's fallback tag, one write per subject, all subjects of an action checked together.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class ReferrerCopier:
                     hint=err.hint,
                 ) from err
 
-        for subject, manifests in unrecorded.items():
+        if unrecorded:
             # Without the API the fallback tag is the only way a client finds them (§3 of the
-            # referrers tag schema); merging keeps what other tools listed there.
-            self.writer.add(target, subject, manifests)
+            # referrers tag schema); merging keeps what other tools listed there. One batch:
+            # the wait that checks no other writer undid ours is shared by all its subjects.
+            self.writer.add_all(target, unrecorded)

@@ -10,19 +10,22 @@ Discovery (`ReferrerFinder.find`) merges three sources for one subject:
 The repository's tag list is read once per run and says which of those tags exist, so a
 subject without fallback or cosign tags costs no request of its own.
 
-Writing (`FallbackTagWriter.add`) maintains the fallback tag at a target without the API:
-read, merge (other writers' entries stay), write, read again. Distribution ignores `If-Match`,
-so writers in this process are serialised per (registry, repository, subject), and an entry
-that vanished because another process wrote at the same moment is merged back in.
+Writing (`FallbackTagWriter.add_all`) maintains the fallback tags at a target without the API:
+read, merge (other writers' entries stay), write, and after a settle delay shared by the whole
+batch read again. Distribution ignores `If-Match`, so writers in this process are serialised
+per (registry, repository, subject), and an entry that vanished because another process wrote
+at the same moment is merged back in, for a bounded number of rounds, then reported.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from regtopo.errors import RegtopoError
@@ -38,8 +41,13 @@ log = logging.getLogger(__name__)
 
 Via = str  # "referrers-api" | "fallback-tag" | "tag"
 
-# How often a fallback write is retried when a concurrent writer keeps dropping our entries.
-MERGE_ATTEMPTS = 5
+# Fallback tag writes: how many rounds of write, settle and check before giving up, and the
+# settle delay between a write and its check: SETTLE_FACTOR times the slowest read-to-write of
+# the round, within [SETTLE_MIN, SETTLE_MAX], then stretched by a random 0-50%.
+MERGE_ROUNDS = 6
+SETTLE_MIN = 0.25
+SETTLE_FACTOR = 4.0
+SETTLE_MAX = 5.0
 
 
 class ReferrersTagError(RegtopoError):
@@ -215,68 +223,220 @@ class ReferrerFinder:
 
 _WRITER_LOCKS: dict[tuple[str, str, Digest], threading.Lock] = {}
 _WRITER_LOCKS_GUARD = threading.Lock()
+# The digest this process last wrote to each fallback tag: a tag that moved from it since has
+# another writer at work, whose read may predate our write.
+_LAST_WRITTEN: dict[tuple[str, str, Digest], Digest] = {}
+
+
+def _writer_key(repository: Repository, subject: Digest) -> tuple[str, str, Digest]:
+    return (repository.registry_id, repository.name, subject)
 
 
 def _writer_lock(repository: Repository, subject: Digest) -> threading.Lock:
-    key = (repository.registry_id, repository.name, subject)
     with _WRITER_LOCKS_GUARD:
-        return _WRITER_LOCKS.setdefault(key, threading.Lock())
+        return _WRITER_LOCKS.setdefault(_writer_key(repository, subject), threading.Lock())
+
+
+@dataclass
+class _Pending:
+    """One subject of a batch: the entries it must end up with, and what was written last."""
+
+    name: str
+    wanted: dict[Digest, dict[str, Any]]
+    # every entry read in this call, ours included: restored if a stale write drops them
+    seen: dict[Digest, dict[str, Any]] = field(default_factory=dict)
+    # the tag's digest as we last left or saw it: a check finding another has moved on
+    expected: Digest | None = None
+
+    def __post_init__(self) -> None:
+        self.seen.update(self.wanted)
+
+    def remember(self, document: dict[str, Any]) -> set[Digest]:
+        """The digests `document` lists; its entries join those to keep."""
+        listed = set()
+        for entry in document["manifests"]:
+            digest = _entry_digest(entry)
+            if digest is not None:
+                listed.add(digest)
+                self.seen.setdefault(digest, entry)
+        return listed
 
 
 class FallbackTagWriter:
-    """Adds referrers to a target's `sha256-<hex>` index without losing anyone's entries."""
+    """Adds referrers to a target's `sha256-<hex>` index without losing anyone's entries.
+
+    No registry offers compare-and-swap on a tag (Distribution ignores `If-Match`), so a
+    read-merge-write can be undone by another process that read before our write and writes
+    after it. The writer therefore checks after the fact: it writes every subject of a batch,
+    waits a settle delay (randomised, several times the slowest read-to-write it saw, at least
+    `settle_min`), reads each tag again, and merges back whatever went missing, ours or another
+    writer's entry it had seen; a tag that still holds everything but moved since our write has
+    another writer at work and is checked once more. After `rounds` rounds an entry still missing
+    is an error naming the subject, never a silent loss.
+
+    The limit: a writer whose own write lands more than our settle delay after its read (a stalled
+    process, a PUT retried after a long back-off) can still drop our entries unseen. Such a slow
+    write is logged as a warning by the writer that made it.
+    """
+
+    def __init__(
+        self,
+        *,
+        settle_min: float = SETTLE_MIN,
+        settle_max: float = SETTLE_MAX,
+        rounds: int = MERGE_ROUNDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settle_min = settle_min
+        self.settle_max = settle_max
+        self.rounds = rounds
+        self._sleep = sleep
 
     def add(self, repository: Repository, subject: Digest, referrers: list[Manifest]) -> bool:
         """Merge `referrers` into the subject's fallback index; True when something was written."""
-        name = fallback_tag(subject)
-        wanted = {m.digest: fallback_entry(m) for m in referrers}
-        wrote = False
-        with _writer_lock(repository, subject):
-            for attempt in range(MERGE_ATTEMPTS + 1):
-                current = self._read(repository, name, subject)
-                if current is None:
-                    # The registry answers the tag with the subject itself (GitLab resolves
-                    # `sha256-<hex>` as a digest): what the tag holds cannot be read back.
-                    # Writing it is safe only while no one else holds entries there.
-                    if name in repository.list_tags():
-                        raise ReferrersTagError(
-                            f"updating referrers tag {repository}:{name}: the registry answers "
-                            "this tag with the subject itself, so the entries others stored "
-                            "there cannot be read and merged",
-                            hint="use a target with the OCI referrers API, or `referrers: none`",
-                        )
-                    entries = list(wanted.values())
-                    index = Manifest.parse(_serialise(_empty_index(entries)), mt.OCI_INDEX)
-                    repository.put_manifest(index, name)
-                    log.debug("wrote %d referrer(s) to %s:%s", len(wanted), repository, name)
-                    # No read-back is possible; the write's own digest check stands for it.
-                    return True
-                listed = {_entry_digest(e) for e in current["manifests"]}
-                missing = [entry for digest, entry in wanted.items() if digest not in listed]
-                if not missing:
-                    return wrote
-                if attempt == MERGE_ATTEMPTS:
-                    break
-                current["manifests"] = [*current["manifests"], *missing]
-                index = Manifest.parse(_serialise(current), mt.OCI_INDEX)
-                repository.put_manifest(index, name)
-                wrote = True
-                log.debug("added %d referrer(s) to %s:%s", len(missing), repository, name)
-                # Another process may have written between our read and our write (registries
-                # such as Distribution ignore If-Match); the next pass re-reads and re-merges.
+        return bool(self.add_all(repository, {subject: referrers}))
+
+    def add_all(
+        self, repository: Repository, referrers: Mapping[Digest, list[Manifest]]
+    ) -> set[Digest]:
+        """Merge each subject's referrers into its fallback index, all subjects of the batch
+        sharing one settle delay per round; returns the subjects whose tag was written."""
+        pending = {
+            subject: _Pending(fallback_tag(subject), {m.digest: fallback_entry(m) for m in found})
+            for subject, found in referrers.items()
+            if found
+        }
+        wrote: set[Digest] = set()
+        to_write = set(pending)
+        to_check: set[Digest] = set()
+        for _ in range(self.rounds):
+            slowest = 0.0
+            for subject in sorted(to_write, key=str):
+                took = self._merge(repository, subject, pending[subject])
+                if took is None:
+                    pending.pop(subject)
+                else:
+                    wrote.add(subject)
+                    to_check.add(subject)
+                    slowest = max(slowest, took)
+            if not to_check:
+                return wrote
+            if slowest > self.settle_max:
+                log.warning(
+                    "writing referrers tags at %s took %.1fs from read to write: a writer in "
+                    "another process may have had one of its entries dropped unseen",
+                    repository,
+                    slowest,
+                )
+            self._sleep(self._settle(slowest))
+            to_write, watching = set(), set()
+            for subject in sorted(to_check, key=str):
+                verdict = self._check(repository, subject, pending[subject])
+                if verdict == "missing":
+                    to_write.add(subject)
+                elif verdict == "moved":
+                    watching.add(subject)
+                else:
+                    pending.pop(subject)
+            to_check = watching
+            if not pending:
+                return wrote
+        missing = {s: p for s, p in pending.items() if s not in to_check}
+        if not missing:
+            # Still moving under other writers, but everything of ours is there.
+            return wrote
         raise ReferrersTagError(
-            f"updating referrers tag {repository}:{name}: entries kept disappearing after "
-            f"{MERGE_ATTEMPTS} writes",
-            hint="another tool is rewriting this tag at the same time; run again when it is done",
+            f"updating referrers tags at {repository}: entries kept disappearing after "
+            f"{self.rounds} rounds of writes for "
+            + ", ".join(f"{p.name} (subject {s})" for s, p in sorted(missing.items(), key=str)),
+            hint="another writer is rewriting these tags at the same time; run again when it "
+            "is done (the next plan lists the missing referrers as copy-referrers)",
         )
 
+    def _settle(self, slowest: float) -> float:
+        # Long enough for a writer that read before our write to have written too; randomised
+        # so that two writers in lockstep drift apart.
+        base = min(self.settle_max, max(self.settle_min, SETTLE_FACTOR * slowest))
+        return base * random.uniform(1.0, 1.5)
+
+    def _merge(self, repository: Repository, subject: Digest, pending: _Pending) -> float | None:
+        """Read, merge and write one subject's tag: the seconds from read to written, or None
+        when nothing needs checking (the tag listed everything already, or cannot be read)."""
+        key = _writer_key(repository, subject)
+        name = pending.name
+        # Writers in this process take turns, so they never undo each other.
+        with _writer_lock(repository, subject):
+            started = time.monotonic()
+            read = self._read(repository, name, subject)
+            if read is None:
+                self._write_unreadable(repository, subject, pending)
+                return None
+            current, _ = read
+            listed = pending.remember(current)
+            missing = [e for d, e in pending.seen.items() if d not in listed]
+            if not missing:
+                return None
+            current["manifests"] = [*current["manifests"], *missing]
+            index = Manifest.parse(_serialise(current), mt.OCI_INDEX)
+            repository.put_manifest(index, name)
+            took = time.monotonic() - started
+            pending.expected = _LAST_WRITTEN[key] = index.digest
+        log.debug("added %d referrer(s) to %s:%s", len(missing), repository, name)
+        return took
+
+    def _check(self, repository: Repository, subject: Digest, pending: _Pending) -> str:
+        """After the settle delay: "missing" (an entry went: write again), "moved" (complete,
+        but another writer wrote since us: look again) or "kept"."""
+        key = _writer_key(repository, subject)
+        read = self._read(repository, pending.name, subject)
+        if read is None:
+            raise ReferrersTagError(
+                f"updating referrers tag {repository}:{pending.name}: the registry now answers "
+                "this tag with the subject itself, so the entries stored there cannot be read",
+                hint="use a target with the OCI referrers API, or `referrers: none`",
+            )
+        current, digest = read
+        listed = pending.remember(current)
+        if any(d not in listed for d in pending.seen):
+            log.debug("%s:%s lost entries to another writer; merging again", repository, key[2])
+            return "missing"
+        with _WRITER_LOCKS_GUARD:
+            ours = _LAST_WRITTEN.get(key)
+        if digest in (pending.expected, ours):
+            return "kept"
+        # Everything is there, but someone wrote since: a writer in flight may have read before
+        # that. Check again after another delay; unchanged by then, it is kept.
+        pending.expected = digest
+        return "moved"
+
+    def _write_unreadable(self, repository: Repository, subject: Digest, pending: _Pending) -> None:
+        # The registry answers the tag with the subject itself (GitLab resolves `sha256-<hex>`
+        # as a digest): what the tag holds cannot be read back. Writing it is safe only while
+        # no one else holds entries there, and there is nothing to verify afterwards.
+        name = pending.name
+        if name in repository.list_tags():
+            raise ReferrersTagError(
+                f"updating referrers tag {repository}:{name}: the registry answers this tag "
+                "with the subject itself, so the entries others stored there cannot be read "
+                "and merged",
+                hint="use a target with the OCI referrers API, or `referrers: none`",
+            )
+        index = Manifest.parse(
+            _serialise(_empty_index(list(pending.wanted.values()))), mt.OCI_INDEX
+        )
+        repository.put_manifest(index, name)
+        log.debug("wrote %d referrer(s) to %s:%s", len(pending.wanted), repository, name)
+
     @staticmethod
-    def _read(repository: Repository, name: str, subject: Digest) -> dict[str, Any] | None:
-        """The fallback index as a document to merge into; None when the registry serves the
-        subject for the tag (cases C26), which says nothing about what the tag holds."""
+    def _read(
+        repository: Repository, name: str, subject: Digest
+    ) -> tuple[dict[str, Any], Digest | None] | None:
+        """The fallback index as a document to merge into, with its digest (None while the tag
+        is absent); None when the registry serves the subject for the tag (case C26), which
+        says nothing about what the tag holds."""
         existing = repository.get_manifest(name)
         if existing is None:
-            return _empty_index([])
+            return _empty_index([]), None
         if existing.digest == subject:
             return None
         if existing.kind != "index":
@@ -288,7 +448,7 @@ class FallbackTagWriter:
         document = dict(existing.document)
         entries = document.get("manifests")
         document["manifests"] = [e for e in entries if isinstance(e, dict)] if entries else []
-        return document
+        return document, existing.digest
 
 
 def _empty_index(entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from tests.unit.layouts import image, index, referrer
 @pytest.fixture
 def repository(tmp_path: Path) -> LayoutRepository:
     return LayoutRepository("layout", tmp_path, "app")
+
+
+def no_wait(seconds: float) -> None:
+    """The settle delay, skipped: races here are staged by the repository, not by timing."""
 
 
 def digests(found: list[object]) -> list[str]:
@@ -78,7 +83,7 @@ def test_c28_the_writer_keeps_other_entries_and_adds_each_referrer_once(
     theirs = referrer(repository, subject, "application/other", b"theirs")
     ours = referrer(repository, subject, "application/spdx+json", b"ours")
     index(repository, [theirs], tag=fallback_tag(subject.digest))
-    writer = FallbackTagWriter()
+    writer = FallbackTagWriter(sleep=no_wait)
 
     assert writer.add(repository, subject.digest, [ours]) is True
     assert writer.add(repository, subject.digest, [ours, theirs]) is False
@@ -91,7 +96,7 @@ def test_writers_in_one_process_are_serialised_per_subject_and_lose_no_entry(
 ) -> None:
     subject = image(repository, b"subject", tag="v1")
     referrers = [referrer(repository, subject, "application/x", bytes([i])) for i in range(8)]
-    writer = FallbackTagWriter()
+    writer = FallbackTagWriter(sleep=no_wait)
     threads = [
         threading.Thread(target=writer.add, args=(repository, subject.digest, [r]))
         for r in referrers
@@ -130,10 +135,127 @@ def test_an_entry_a_concurrent_writer_dropped_is_merged_back_after_reading_again
     stale = index(repository, [theirs])
     racing = RacingWriter(tmp_path, stale, fallback_tag(subject.digest))
 
-    assert FallbackTagWriter().add(racing, subject.digest, [ours]) is True
+    assert FallbackTagWriter(sleep=no_wait).add(racing, subject.digest, [ours]) is True
 
     assert racing.writes == 2
     assert listed(repository, subject) == [str(theirs.digest), str(ours.digest)]
+
+
+class StaleWriters(LayoutRepository):
+    """Other processes that read the tag before our write and write after it: after each of our
+    first `times` writes, one of them puts back `stale` (which lacks our entries)."""
+
+    def __init__(self, root: Path, stale: Manifest, tag: str, times: int) -> None:
+        super().__init__("layout", root, "app")
+        self.stale, self.tag, self.times, self.writes = stale, tag, times, 0
+
+    def put_manifest(self, manifest: Manifest, reference: str) -> PushResult:
+        result = super().put_manifest(manifest, reference)
+        if reference == self.tag:
+            self.writes += 1
+            if self.writes <= self.times:
+                super().put_manifest(self.stale, reference)
+        return result
+
+
+def test_another_writers_entry_a_stale_write_dropped_is_restored_with_ours(
+    repository: LayoutRepository, tmp_path: Path
+) -> None:
+    """The stale write lists a third writer's entry but not the one we read there first: both
+    entries we saw, ours and theirs, are merged back."""
+    subject = image(repository, b"subject", tag="v1")
+    theirs = referrer(repository, subject, "application/other", b"theirs")
+    third = referrer(repository, subject, "application/third", b"third")
+    ours = referrer(repository, subject, "application/spdx+json", b"ours")
+    index(repository, [theirs], tag=fallback_tag(subject.digest))
+    stale = StaleWriters(tmp_path, index(repository, [third]), fallback_tag(subject.digest), 1)
+
+    assert FallbackTagWriter(sleep=no_wait).add(stale, subject.digest, [ours]) is True
+
+    assert sorted(listed(repository, subject)) == sorted(
+        str(m.digest) for m in (theirs, third, ours)
+    )
+
+
+def test_a_batch_of_subjects_waits_one_settle_delay_per_round(
+    repository: LayoutRepository,
+) -> None:
+    subjects = [image(repository, bytes([i]), tag=f"v{i}") for i in range(5)]
+    batch = {
+        s.digest: [referrer(repository, s, "application/x", b"r" + bytes([i]))]
+        for i, s in enumerate(subjects)
+    }
+    slept: list[float] = []
+    writer = FallbackTagWriter(sleep=slept.append)
+
+    assert writer.add_all(repository, batch) == set(batch)
+
+    assert len(slept) == 1
+    assert writer.settle_min <= slept[0] <= writer.settle_min * 1.5
+    for subject, found in batch.items():
+        current = repository.get_manifest(fallback_tag(subject))
+        assert current is not None and [c.digest for c in current.children] == [found[0].digest]
+    assert writer.add_all(repository, batch) == set()
+    assert len(slept) == 1
+
+
+def test_entries_that_keep_disappearing_are_an_error_naming_the_subject_never_a_silent_loss(
+    repository: LayoutRepository, tmp_path: Path
+) -> None:
+    subject = image(repository, b"subject", tag="v1")
+    ours = referrer(repository, subject, "application/spdx+json", b"ours")
+    name = fallback_tag(subject.digest)
+    stale = StaleWriters(tmp_path, index(repository, []), name, times=100)
+    writer = FallbackTagWriter(sleep=no_wait, rounds=3)
+
+    with pytest.raises(ReferrersTagError) as caught:
+        writer.add(stale, subject.digest, [ours])
+
+    assert stale.writes == 3
+    assert caught.value.message == (
+        "updating referrers tags at layout/app: entries kept disappearing after 3 rounds of "
+        f"writes for {name} (subject {subject.digest})"
+    )
+
+
+class LateMerger(LayoutRepository):
+    """Another writer that read after our write: it rewrites the tag, keeping our entries, just
+    before our check reads it."""
+
+    def __init__(self, root: Path, tag: str, extra: Manifest) -> None:
+        super().__init__("layout", root, "app")
+        self.tag, self.extra, self.writes, self.merged = tag, extra, 0, False
+
+    def put_manifest(self, manifest: Manifest, reference: str) -> PushResult:
+        self.writes += reference == self.tag
+        return super().put_manifest(manifest, reference)
+
+    def get_manifest(self, reference: str, expected: Digest | None = None) -> Manifest | None:
+        current = super().get_manifest(reference, expected)
+        if reference == self.tag and self.writes == 1 and not self.merged and current:
+            self.merged = True
+            document = dict(current.document)
+            extra = {"mediaType": self.extra.media_type, "digest": str(self.extra.digest)}
+            document["manifests"] = [*document["manifests"], {**extra, "size": self.extra.size}]
+            current = Manifest.parse(json.dumps(document).encode(), None)
+            super().put_manifest(current, reference)
+        return current
+
+
+def test_a_tag_another_writer_moved_after_ours_is_checked_once_more_without_writing(
+    repository: LayoutRepository, tmp_path: Path
+) -> None:
+    subject = image(repository, b"subject", tag="v1")
+    ours = referrer(repository, subject, "application/spdx+json", b"ours")
+    theirs = referrer(repository, subject, "application/other", b"theirs")
+    moving = LateMerger(tmp_path, fallback_tag(subject.digest), theirs)
+    slept: list[float] = []
+
+    assert FallbackTagWriter(sleep=slept.append).add(moving, subject.digest, [ours]) is True
+
+    assert moving.merged and moving.writes == 1
+    assert len(slept) == 2
+    assert listed(repository, subject) == [str(ours.digest), str(theirs.digest)]
 
 
 def test_a_fallback_tag_that_is_not_an_index_is_refused_not_overwritten(
@@ -144,7 +266,7 @@ def test_a_fallback_tag_that_is_not_an_index_is_refused_not_overwritten(
     ours = referrer(repository, subject, "application/spdx+json", b"ours")
 
     with pytest.raises(ReferrersTagError) as caught:
-        FallbackTagWriter().add(repository, subject.digest, [ours])
+        FallbackTagWriter(sleep=no_wait).add(repository, subject.digest, [ours])
 
     assert caught.value.message == (
         f"updating referrers tag layout/app:{fallback_tag(subject.digest)}: it holds a "
