@@ -172,6 +172,35 @@ def test_a_saved_plan_applied_from_another_directory_says_where_its_topology_is_
     assert target.count_requests("PUT") == 0
 
 
+def test_a_hand_edited_or_broken_plan_file_is_one_clear_refusal(
+    registry: Registry, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    target = make_registry()
+    push_random_image(registry, "app", "v1", layers=[100])
+    topology = two_registries(tmp_path, registry, target, ["v1"])
+    out = tmp_path / "plan.json"
+    assert run("plan", "-o", str(out), str(topology)).exit_code == 0
+    edited = json.loads(out.read_text())
+    edited["actions"][0]["target"]["registry"] = "zzz"
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    (tmp_path / "broken.json").write_text('{"format_version": 1, "actions": "x"}')
+
+    unknown = run("apply", str(tmp_path / "edited.json"))
+    broken = run("apply", str(tmp_path / "broken.json"))
+    missing = run("apply", str(tmp_path / "nonexistent.json"))
+
+    assert unknown.exit_code == 1
+    assert "names registries its topology" in unknown.stderr and "zzz" in unknown.stderr
+    assert broken.exit_code == 1
+    assert "not a regtopo plan as written by `regtopo plan -o`: " in broken.stderr
+    assert "actions: Input should be a valid list" in broken.stderr
+    assert "pydantic" not in broken.stderr
+    assert missing.exit_code == 1
+    assert "no such file; apply takes a topology or a plan file" in missing.stderr
+    assert all("Traceback" not in r.stderr for r in (unknown, broken, missing))
+    assert target.count_requests("PUT") == 0
+
+
 def test_plan_detailed_exitcode_and_formats(
     registry: Registry, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:

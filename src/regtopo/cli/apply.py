@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from regtopo.apply.executor import ActionResult, ApplyReport, Executor
 from regtopo.cli.logs import VerboseOption
 from regtopo.cli.plan import ShardOption, TargetOption, check_targets, make_plan
+from regtopo.errors import RegtopoError
 from regtopo.plan.actions import (
     ActionKind,
     Plan,
@@ -55,6 +56,20 @@ def open_plan_file(path: Path, only: list[str] | None, shard: str | None) -> tup
             hint=f"plan again: regtopo plan {topology} -o {path}",
         )
     loaded = load(topology)
+    unknown = sorted(
+        {
+            ref.registry
+            for action in plan.actions
+            for ref in (action.source, action.target)
+            if ref is not None and ref.registry not in loaded.topology.registries
+        }
+    )
+    if unknown:
+        raise PlanFileError(
+            f"applying plan {path}: it names registries its topology {topology} does not "
+            f"define: {', '.join(unknown)}",
+            hint=f"make the plan again: regtopo plan {topology} -o {path}",
+        )
     selected = check_targets(loaded, only)
     if selected is not None:
         plan = plan.only(selected)
@@ -147,6 +162,11 @@ def register(app: typer.Typer) -> None:
         verbose: VerboseOption = 0,
     ) -> None:
         """Apply a saved plan exactly, or plan a topology, show it, and apply once approved."""
+        if not topology.exists():
+            raise RegtopoError(
+                f"applying {topology}: no such file; apply takes a topology or a plan file "
+                "saved with `regtopo plan -o`"
+            )
         saved = looks_like_plan(topology)
         if saved:
             plan, session = open_plan_file(topology, target, shard)

@@ -354,7 +354,17 @@ def read_plan(path: Path) -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as err:
-        raise PlanFileError(f"reading plan {path}: {err}") from err
+        problems = [
+            f"{'.'.join(str(part) for part in e['loc']) or 'the plan'}: {e['msg']}"
+            for e in err.errors(include_url=False)
+        ]
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
+        raise PlanFileError(
+            f"reading plan {path}: not a regtopo plan as written by `regtopo plan -o`: {shown}",
+            hint="make the plan again; a plan file is not meant to be edited by hand",
+        ) from None
 
 
 def plan_json_schema() -> dict[str, Any]:
