@@ -210,3 +210,18 @@ def test_a_target_deeper_than_its_product_allows_is_refused(tmp_path: Path) -> N
     assert [p.message for p in caught.value.problems] == [
         "Docker Hub takes repository names of at most 2 components; 'acme/team/alpine' has 3"
     ]
+
+
+def test_an_unknown_field_is_placed_at_its_key_not_at_its_value(tmp_path: Path) -> None:
+    """A block mapping's value starts on the next line: the key is where the mistake is."""
+    path = _write(
+        tmp_path,
+        "version: 1\nregistries:\n  a:\n    path: ./a\n    hostname: x\nreplication:\n"
+        "  - source: a/x\n",
+    )
+    with pytest.raises(TopologyError) as caught:
+        load(path)
+    assert [(p.line, p.column, p.message.split(" (")[0]) for p in caught.value.problems] == [
+        (5, 5, "unknown field 'hostname'"),
+        (6, 1, "unknown field 'replication'"),
+    ]

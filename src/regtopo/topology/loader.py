@@ -54,12 +54,23 @@ class LoadedTopology:
         return position_of(self.document, location)
 
 
-def position_of(document: Any, location: tuple[Any, ...]) -> tuple[int, int]:
-    """1-based line and column of the node at `location`, or of its nearest ancestor."""
+def position_of(
+    document: Any, location: tuple[Any, ...], *, at_key: bool = False
+) -> tuple[int, int]:
+    """1-based line and column of the node at `location`, or of its nearest ancestor.
+
+    With `at_key`, a mapping entry's own key is the place (an unknown field is its key, and
+    a block mapping's value starts on the next line)."""
     node = document
     line, column = 1, 1
-    for key in location:
+    for depth, key in enumerate(location, start=1):
         if isinstance(node, CommentedMap) and key in node:
+            if at_key and depth == len(location):
+                try:
+                    line, column = node.lc.key(key)
+                except (KeyError, TypeError, AttributeError):
+                    line, column = node.lc.line, node.lc.col
+                break
             try:
                 line, column = node.lc.value(key)
             except (KeyError, TypeError, AttributeError):
@@ -153,7 +164,8 @@ def load(path: str | Path) -> LoadedTopology:
             location = _from_defaults(
                 document, tuple(k for k in error["loc"] if not _is_pydantic_tag(k))
             )
-            line, column = position_of(document, location)
+            at_key = error["type"] == "extra_forbidden"
+            line, column = position_of(document, location, at_key=at_key)
             problems.append(Problem(str(path), line, column, _pydantic_message(error)))
         raise TopologyError(sorted(_unique(problems), key=lambda p: (p.line, p.column))) from None
 

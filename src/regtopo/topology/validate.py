@@ -137,8 +137,21 @@ def cross_check(loaded: LoadedTopology) -> list[Problem]:
     for cycle in topology_graph.tag_cycles(topology_graph.build(topology)):
         if len(cycle) > 1:
             names = " -> ".join(f"{r}/{repo}" for r, repo in cycle + cycle[:1])
-            problem(("replications",), f"replication cycle: {names}")
-    return problems
+            hops = set(zip(cycle, cycle[1:] + cycle[:1], strict=True))
+            # Pointed at the first replication of the cycle, where a reader can break it.
+            first = next(
+                index
+                for index, replication in enumerate(topology.replications)
+                for target in replication.targets
+                if (
+                    (replication.source.registry, replication.source.repository),
+                    (target.registry, target.repository),
+                )
+                in hops
+            )
+            problem(("replications", first), f"replication cycle: {names}")
+    # In file order, as field errors are: a reader fixes them top to bottom.
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
 
 
 def _which(name: str | None, index: int) -> str:

@@ -191,12 +191,13 @@ replications:
   - {source: disk/b, targets: [local/b], tags: [v1]}
   - {source: local/c, targets: [ghcr/c], tags: [v1], mode: sync}
 """
+    # In file order; the cycle at the first replication in it (line 9).
     assert problems(tmp_path, body) == [
-        "11:60: mode sync deletes tags at ghcr/c, and GitHub Container Registry does not "
-        "delete through the registry API; use mode mirror",
         "8:32: local/x:latest is also written by replication 'x' from hub/a; a target tag "
         "needs exactly one source",
-        "7:3: replication cycle: disk/b -> local/b -> disk/b",
+        "9:5: replication cycle: disk/b -> local/b -> disk/b",
+        "11:60: mode sync deletes tags at ghcr/c, and GitHub Container Registry does not "
+        "delete through the registry API; use mode mirror",
     ]
 
 
@@ -222,7 +223,7 @@ replications:
   - {source: local/a, targets: [disk/a], tags: {include: ['.*']}}
   - {source: disk/a, targets: [local/a], tags: {semver: '>=1'}}
 """
-    assert problems(tmp_path, body) == ["7:3: replication cycle: disk/a -> local/a -> disk/a"]
+    assert problems(tmp_path, body) == ["7:5: replication cycle: disk/a -> local/a -> disk/a"]
 
 
 def test_registry_settings_are_checked(tmp_path: Path) -> None:
