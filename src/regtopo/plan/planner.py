@@ -141,6 +141,13 @@ class Planner:
             items = []
             for _, replication in group:
                 chosen = self._select(replication)
+                log.info(
+                    "replication %s: %d tag(s) of %s to %s",
+                    replication.label,
+                    len(chosen),
+                    replication.source,
+                    ", ".join(str(t) for t in replication.targets),
+                )
                 if not chosen and (only is None or replication.label in only):
                     plan.actions.extend(self._nothing_selected(replication))
                 items += [
@@ -194,6 +201,12 @@ class Planner:
             for a in plan.actions
             if a.is_change and a.kind is not ActionKind.DELETE
         }
+        log.info(
+            "planned %d action(s) over %d replication(s) with %d registry request(s)",
+            len(plan.actions),
+            len(planned_replications),
+            self.session.request_count(),
+        )
         plan._absent_at_plan = self.observer.absent()
         plan.blob_bytes_to_send = sum(
             size for key in copied_into for size in self.observer.sending.get(key, {}).values()

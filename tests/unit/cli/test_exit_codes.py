@@ -56,3 +56,11 @@ def test_verbose_counts_before_and_after_the_subcommand(topology: Path, argv: li
 
     assert result.exit_code == 0, result.output
     assert logging.getLogger("regtopo").level == logging.DEBUG
+
+
+def test_plan_with_v_says_what_it_planned(topology: Path) -> None:
+    result = CliRunner().invoke(app, ["plan", "-v", str(topology)])
+
+    assert result.exit_code == 0, result.output
+    assert "planned 0 action(s) over 0 replication(s) with 0 registry request(s)" in result.stderr
+    assert "planned" not in result.stdout
