@@ -165,10 +165,19 @@ def _by_container(
     for rule in rules:
         for pattern, (where, _) in zip(rule.repositories, splits[rule.name], strict=True):
             if where is None and not rule.delete.empty:
+                article = "an" if product[:1].lower() in "aeiou" else "a"
+                glob = to_glob(pattern)
+                if glob is not None and glob.count("/") + 1 == depth and "*" not in glob:
+                    # The container itself, and no repository inside it.
+                    why = (
+                        f"this pattern names the {container} itself, not what is inside it "
+                        f"(for everything inside, write '{pattern}/.*')"
+                    )
+                else:
+                    why = "this pattern names none"
                 notes.append(
-                    f"rule '{rule.name}': repositories {pattern!r}: a {product} policy "
-                    f"attaches to one {container}, and this pattern names none: its deletes "
-                    "are left out"
+                    f"rule '{rule.name}': repositories {pattern!r}: {article} {product} policy "
+                    f"attaches to one {container}, and {why}: its deletes are left out"
                 )
     named = sorted({w for s in splits.values() for w, _ in s if w is not None and w != ANY})
     parts: list[_Part] = []

@@ -185,6 +185,18 @@ def test_gar_leaves_out_a_delete_pattern_that_is_no_prefix() -> None:
     )
 
 
+def test_gar_says_a_pattern_naming_only_the_repository_needs_its_images() -> None:
+    rule = CI | {"repositories": ["myproj/images"]}
+
+    result = export_retention(topology(rule), "gar")
+
+    assert result.unexpressed[0] == (
+        "rule 'ci': repositories 'myproj/images': an Artifact Registry cleanup policy attaches "
+        "to one repository, and this pattern names the repository itself, not what is inside it "
+        "(for everything inside, write 'myproj/images/.*'): its deletes are left out"
+    )
+
+
 def test_acr_expresses_only_untagged_retention_registry_wide() -> None:
     result = export_retention(topology(CI), "acr")
 
