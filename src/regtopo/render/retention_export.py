@@ -249,6 +249,13 @@ def _ecr(rules: list[RetentionRule], where: str) -> tuple[Any, list[str]]:
                 t.block(rule, f"keep.tags {pattern!r}", "ECR tag patterns are wildcards only")
                 continue
             # A higher-priority rule claims the images it selects: lower ones cannot expire them.
+            # ECR has no keep action: the claim itself expires past ECR_CLAIM_COUNT images.
+            t.cannot(
+                rule,
+                f"keep.tags {pattern!r}",
+                f"ECR has no keep action: it is a rule that expires matching images past the "
+                f"newest {ECR_CLAIM_COUNT}, so a repository with more than that loses the oldest",
+            )
             claims.append(
                 {
                     "description": f"regtopo {rule.name}: keep tags {pattern}",

@@ -893,3 +893,12 @@ def test_export_refuses_an_unknown_provider(tmp_path: Path) -> None:
         "error: exporting retention: unknown provider 'quay'; expected one of: "
         "ecr, gar, acr, gitlab, harbor\n"
     )
+
+
+def test_ecr_says_its_keep_rules_are_expiry_rules_past_a_count() -> None:
+    result = export_retention(topology(CI), "ecr")
+
+    assert (
+        "rule 'ci': keep.tags 'v.*': ECR has no keep action: it is a rule that expires matching "
+        "images past the newest 9999, so a repository with more than that loses the oldest"
+    ) in result.unexpressed
