@@ -207,3 +207,34 @@ def test_parallelism_is_how_many_copies_run_at_once(
 
     assert result.exit_code == 0, result.output
     assert most[0] in overlap  # 3 allows for a copy that got there late on a busy machine
+
+
+def test_an_interrupted_apply_starts_no_queued_action(
+    registry: Registry, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    """Ctrl-C while copies are queued: the queued ones never start (it used to wait for the
+    whole plan to run), the one in flight finishes whole, and the interrupt goes on up."""
+    from regtopo.apply.executor import ActionResult, Executor
+    from regtopo.plan.planner import Planner
+    from regtopo.plan.session import Session
+    from regtopo.topology.loader import load
+
+    target = make_registry()
+    tags = [f"v{i}" for i in range(6)]
+    for tag in tags:
+        push_random_image(registry, "app", tag, layers=[100])
+    loaded = load(two_registries(tmp_path, registry, target, tags))
+    session = Session(loaded.topology, base_dir=tmp_path)
+
+    def interrupt(result: ActionResult) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        plan = Planner(loaded, session).plan()
+        with pytest.raises(KeyboardInterrupt):
+            Executor(session, parallelism=1, on_result=interrupt).apply(plan)
+    finally:
+        session.close()
+
+    copied = [tag for tag in tags if tag_digest(target, "app", tag) is not None]
+    assert 1 <= len(copied) <= 2  # the first, and at most the one already taken up

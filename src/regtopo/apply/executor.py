@@ -144,10 +144,17 @@ class Executor:
                     results: list[ActionResult | None] = [None] * len(actions)
                     # Settle results as they finish, not in plan order: --fail-fast stops the
                     # queued actions at once, and progress shows what really finished.
-                    for future in as_completed(futures):
-                        result = future.result()
-                        results[futures[future]] = result
-                        self._settle(result)
+                    try:
+                        for future in as_completed(futures):
+                            result = future.result()
+                            results[futures[future]] = result
+                            self._settle(result)
+                    except BaseException:
+                        # Interrupted: no queued action starts. Those running finish their
+                        # copy (threads cannot be stopped; a tag is written last either way).
+                        self._stop = True
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise
                 report.results.extend(r for r in results if r is not None)
 
             deletions = [a for a in plan.actions if a.kind is ActionKind.DELETE]
