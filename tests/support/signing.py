@@ -84,13 +84,21 @@ def write_public_key(path: Path, key: PrivateKey) -> Path:
     return path
 
 
-def sign(key: PrivateKey, data: bytes, *, raw: bool = False) -> bytes:
-    """cosign's signing: SHA-256 whatever the key; ECDSA DER unless `raw` (r||s)."""
+def sign(
+    key: PrivateKey,
+    data: bytes,
+    *,
+    raw: bool = False,
+    algorithm: hashes.HashAlgorithm | None = None,
+) -> bytes:
+    """cosign's signing: SHA-256 whatever the key (unless `algorithm`); ECDSA DER unless
+    `raw` (r||s)."""
+    algorithm = algorithm or hashes.SHA256()
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key.sign(data)
     if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    der = key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return key.sign(data, padding.PKCS1v15(), algorithm)
+    der = key.sign(data, ec.ECDSA(algorithm))
     if not raw:
         return der
     r, s = utils.decode_dss_signature(der)
@@ -386,7 +394,15 @@ def notation_jws(
             protected[name] = value
     protected_b64 = b64url(json.dumps(protected).encode())
     payload_b64 = b64url(json.dumps({"targetArtifact": subject}).encode())
-    signature = sign(key, f"{protected_b64}.{payload_b64}".encode(), raw=True)
+    # The hash the header's `alg` names, so an envelope may name another algorithm than the
+    # key's and still verify as a signature (an algorithm-substitution envelope).
+    hashed = {"ES256": hashes.SHA256(), "ES384": hashes.SHA384(), "ES512": hashes.SHA512()}
+    signature = sign(
+        key,
+        f"{protected_b64}.{payload_b64}".encode(),
+        raw=True,
+        algorithm=hashed.get(str(protected["alg"]), hashes.SHA256()),
+    )
     envelope = {
         "payload": payload_b64,
         "protected": protected_b64,

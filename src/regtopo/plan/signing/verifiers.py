@@ -82,6 +82,17 @@ JWS_ALGORITHMS: dict[str, tuple[hashes.HashAlgorithm, bool]] = {
 }
 
 
+def notation_algorithm(key: object) -> str | None:
+    """The JWS `alg` notation signs with for a key: RSA-PSS by modulus size, ECDSA by curve."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return {2048: "PS256", 3072: "PS384", 4096: "PS512"}.get(key.key_size)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}.get(
+            key.curve.name
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Proof:
     """A verified signature: who signed, where it was found, what statement it carries."""
@@ -554,6 +565,14 @@ class NotationVerifier:
         hash_algorithm, pss = JWS_ALGORITHMS[str(algorithm)]
         signing_input = f"{protected}.{payload}".encode("ascii")
         key = certificate_key(leaf, what="the signing certificate")
+        expected = notation_algorithm(key)
+        if expected != algorithm:
+            # The key decides the algorithm [Notary Project signature spec, "Algorithm
+            # selection"]: an envelope naming another one is refused, not tried.
+            raise VerificationFailure(
+                f"the JWS algorithm {algorithm!r} is not the one the signing key takes "
+                f"({expected or 'none: the key is of no type notation signs with'})"
+            )
         if not verify_signature(
             key,
             b64decode(signature, what="the JWS signature"),

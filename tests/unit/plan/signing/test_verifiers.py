@@ -642,6 +642,18 @@ def test_a_notation_jws_whose_protected_header_breaks_the_spec_is_refused(
     assert refused.startswith(f"refused: {reason}"), refused
 
 
+def test_a_notation_jws_naming_another_algorithm_than_its_key_takes_is_refused() -> None:
+    """A P-256 key signs with ES256; an envelope saying ES384 (signed with SHA-384, so the
+    signature itself holds) is an algorithm substitution, refused before it is tried."""
+    root = s.TestCA()
+
+    refused = verify_notation(root, signed_jws(root, headers={"alg": "ES384"}))
+
+    assert refused == (
+        "refused: the JWS algorithm 'ES384' is not the one the signing key takes (ES256)"
+    )
+
+
 def test_a_notation_identity_rule_checks_the_certificate_subject() -> None:
     root = s.TestCA()
 
