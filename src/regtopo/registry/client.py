@@ -10,6 +10,7 @@ redirect leaves the registry's origin (storage redirects carry their own signed 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
@@ -74,7 +75,13 @@ class ProductHints:
 def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     """One context for every TLS setting, so that a CA bundle and a client certificate
     apply together (httpx ignores its separate `cert` once `verify` is a path or context)."""
-    context = ssl.create_default_context(cafile=tls.ca_bundle or certifi.where())
+    # Without a CA bundle: SSL_CERT_FILE or SSL_CERT_DIR as OpenSSL and httpx honour them
+    # (a corporate TLS proxy's root), else certifi's roots as httpx uses by default.
+    cafile = tls.ca_bundle or os.environ.get("SSL_CERT_FILE")
+    capath = None if cafile else os.environ.get("SSL_CERT_DIR")
+    if not cafile and not capath:
+        cafile = certifi.where()
+    context = ssl.create_default_context(cafile=cafile, capath=capath)
     if tls.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -203,6 +210,18 @@ class RegistryClient:
 
         def attempt() -> httpx.Response:
             response = self._send(method, url, scopes, headers, params, body, stream)
+            if response.status_code == 401 and _origin(response.url) != self._origin:
+                # Another origin (an upload handed elsewhere, a redirect) asks for its own
+                # credentials: never answer it with ours, nor take its challenge as ours.
+                _discard(response)
+                raise AuthError(
+                    f"{action}: {response.url.scheme}://{response.url.host} asks for "
+                    f"credentials (HTTP 401), and it is not {self.host}, whose credentials "
+                    "regtopo holds",
+                    status=401,
+                    hint="the registry sent the request to another host; check its storage "
+                    "or upload redirection",
+                )
             if response.status_code == 401:
                 # A token that expired mid-copy (or the first challenge): renew once, resend.
                 _discard(response)
@@ -760,12 +779,15 @@ class RemoteRepository(Repository):
                 if received == end + 1:
                     offset, pending = received, []
                     continue
-                stalls += 1
+                # A short answer that still moved forward is progress (a registry keeping
+                # less than a chunk per request); only answers that gained nothing count.
+                if received <= offset:
+                    stalls += 1
                 if stalls > MAX_SHORT_RANGES:
                     raise RegistryError(
                         f"uploading {descriptor.digest.short} to {self}: the registry confirmed "
-                        f"range 0-{received - 1} after bytes {offset}-{end} were sent, short "
-                        f"{MAX_SHORT_RANGES + 1} times",
+                        f"range 0-{received - 1} after bytes {offset}-{end} were sent, with no "
+                        f"progress {MAX_SHORT_RANGES + 1} times",
                         hint="the registry keeps losing uploaded bytes; try again later",
                     )
                 log.info(
