@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,8 @@ from regtopo.registry.errors import RegistryError, redact_url
 from regtopo.registry.store import PushResult, Repository
 
 log = logging.getLogger(__name__)
+
+_DIGEST_IN_TEXT = re.compile(r"\b[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-fA-F0-9]{32,}\b")
 
 
 # Blobs from this size on are read on a thread while they are sent, at most this many
@@ -296,7 +299,7 @@ class CopyEngine:
             return []
         foreign = [b for b in manifest.blobs if b.urls or is_non_distributable(b.media_type)]
         named = [b for b in foreign if any(str(b.digest) in d for d in err.details)]
-        names_a_digest = any(":" in d for d in err.details)
+        names_a_digest = any(_DIGEST_IN_TEXT.search(d) for d in err.details)
         return named if names_a_digest else foreign
 
     def _explain_rejection(
@@ -339,12 +342,21 @@ class CopyEngine:
                 if mover is stats:
                     return future
 
+                # This action waits on its own future, settled only after the sharing is
+                # counted: waiters of `future` wake before its callbacks run.
+                mine: Future[str] = Future()
+
                 def shared(finished: Future[str], mover: CopyStats = mover) -> None:
-                    if not finished.cancelled() and finished.exception() is None:
+                    if finished.cancelled():
+                        mine.cancel()
+                    elif (error := finished.exception()) is not None:
+                        mine.set_exception(error)
+                    else:
                         self._shared(blob, stats, finished.result(), mover)
+                        mine.set_result(finished.result())
 
                 future.add_done_callback(shared)
-                return future
+                return mine
             self._movers[key] = mover
 
         # Outside the lock: a future that is already done runs its callback right here.

@@ -43,13 +43,6 @@ def configure_logging(verbose: int, *, root: bool = False) -> None:
     logging.getLogger("stamina").setLevel(logging.INFO if verbose >= 2 else logging.ERROR)
 
 
-#: set once a command's body starts: an exit before that is the parser's, a usage error
-_command_started = False
-
-#: the -v count given before the subcommand
-_root_verbosity = 0
-
-
 def _subcommand_verbosity(value: int) -> int:
     if value:
         configure_logging(value)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from regtopo.errors import RegtopoError
+from regtopo.memo import PerKey
 from regtopo.oci.reference import canonical_repository
 from regtopo.providers import creates_on_push, repository_creator
 from regtopo.registry.auth import Credentials
@@ -49,20 +50,16 @@ class Session:
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
         self._created: set[tuple[str, str]] = set()
-        self._once: dict[Hashable, Any] = {}
+        self._once: PerKey[Hashable, Any] = PerKey()
         # Not `_lock`: what `once` makes may open a client, which takes `_lock`.
-        self._once_lock = threading.Lock()
 
     def spec(self, registry: str) -> RegistrySpec:
         return self.topology.registries[registry]
 
     def once(self, key: Hashable, make: Callable[[], T]) -> T:
         """What `make` returns, made once per session (per run) for `key`, from any thread."""
-        with self._once_lock:
-            if key not in self._once:
-                self._once[key] = make()
-            result: T = self._once[key]
-            return result
+        value: T = self._once.get(key, make)
+        return value
 
     def repository(self, registry: str, name: str) -> Repository:
         spec = self.spec(registry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from regtopo.providers.ecr import HOST_PATTERN as ECR_HOST
 from regtopo.providers.ecr import EcrProvider
-from regtopo.providers.profiles import profile_for
+from regtopo.providers.profiles import GENERIC, profile_for
 
 # Providers take the registry's `provider` and `host` as written in the topology, not its model:
 # `topology/` imports provider profiles, so importing it back here would make a cycle.
@@ -23,7 +23,7 @@ def provider_name(provider: str | None, host: str | None) -> str | None:
     if provider:
         return provider
     profile = profile_for(host, None)
-    if profile is None:
+    if profile is None or profile.name == GENERIC:
         return None
     bare = (host or "").removeprefix("https://").removeprefix("http://").split("/")[0]
     if profile.name == "ecr" and not ECR_HOST.fullmatch(bare.split(":")[0]):

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from regtopo.errors import RegtopoError
+from regtopo.memo import PerKey
 from regtopo.oci.digest import Digest
 from regtopo.providers.errors import ProviderError
-from regtopo.providers.listing import Listings
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class EcrInventory(EcrRegistry):
     def __init__(self, registry: str, host: str, *, client: Any = None) -> None:
         super().__init__(host, client=client)
         self.registry = registry
-        self._listings: Listings[Listing | None] = Listings(self._describe)
+        self._listings: PerKey[str, Listing | None] = PerKey()
         self._lock = threading.Lock()
         self.failure: str | None = None
 
@@ -112,7 +112,8 @@ class EcrInventory(EcrRegistry):
         return [(digest, tags) for digest, (tags, _) in listing.items()]
 
     def _listing(self, repository: str) -> Listing | None:
-        return self._listings.get(repository)
+        # Listed once per run; other repositories are listed meanwhile.
+        return self._listings.get(repository, lambda: self._describe(repository))
 
     def _describe(self, repository: str) -> Listing | None:
         with self._lock:

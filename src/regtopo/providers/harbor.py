@@ -30,9 +30,9 @@ from urllib.parse import quote
 import httpx
 
 from regtopo.errors import RegtopoError
+from regtopo.memo import PerKey
 from regtopo.oci.digest import Digest
 from regtopo.providers.errors import ProviderError
-from regtopo.providers.listing import Listings
 from regtopo.registry.client import RegistryClient
 from regtopo.registry.errors import RegistryError
 from regtopo.registry.retry import retrying
@@ -105,7 +105,7 @@ class HarborInventory:
     def __init__(self, registry: str, client: RegistryClient) -> None:
         self.registry = registry
         self.client = client
-        self._listings: Listings[Listing | None] = Listings(self._read)
+        self._listings: PerKey[str, Listing | None] = PerKey()
         self._lock = threading.Lock()
         self.failure: str | None = None
         self.project_failures: dict[str, str] = {}
@@ -126,7 +126,8 @@ class HarborInventory:
         ]
 
     def _listing(self, repository: str) -> Listing | None:
-        return self._listings.get(repository)
+        # Listed once per run; other repositories are listed meanwhile.
+        return self._listings.get(repository, lambda: self._read(repository))
 
     def _read(self, repository: str) -> Listing | None:
         parts = split_repository(repository)

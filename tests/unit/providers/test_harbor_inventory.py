@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from regtopo.memo import PerKey
 from regtopo.providers.harbor import (
     Artifact,
     HarborInventory,
@@ -11,7 +12,6 @@ from regtopo.providers.harbor import (
     parse_push_time,
     split_repository,
 )
-from regtopo.providers.listing import Listings
 from regtopo.registry.client import RegistryClient
 
 INDEX = "sha256:" + "1" * 64
@@ -57,7 +57,8 @@ def test_an_index_child_without_a_tag_is_not_an_untagged_manifest() -> None:
         assert listing[next(d for d in listing if str(d) == CHILD)] == Artifact(
             [], datetime(2024, 3, 1, 10, 20, 29, tzinfo=UTC), True
         )
-        inventory._listings = Listings(lambda repository: listing)
+        inventory._listings = PerKey()
+        inventory._listings.get("team/app", lambda: listing)
         listed = {str(d): tags for d, tags in inventory.manifests("team/app") or []}
         assert listed == {INDEX: ["multi"], LONE: []}
     finally:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from regtopo.oci.attachments import is_attachment_tag
 from regtopo.plan.session import Session
 from regtopo.plan.signing.policy import PolicyResult, PolicySet
 from regtopo.topology.loader import LoadedTopology
 from regtopo.topology.selectors import select_tags
-
-# Tags that carry signatures and attachments rather than content: cosign's
-# `sha256-<hex>.sig/.att/.sbom` and the referrers fallback tag `sha256-<hex>`.
-_ATTACHMENT_TAG = re.compile(r"^sha(256|384|512)-[0-9a-f]{32,128}(\.[A-Za-z0-9_-]+)?$")
-
-
-def is_attachment_tag(tag: str) -> bool:
-    return _ATTACHMENT_TAG.match(tag) is not None
 
 
 @dataclass(frozen=True)
