@@ -329,12 +329,20 @@ class DockerHubOnLoopback(httpx.HTTPTransport):
         self.registry = registry
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host == "registry-1.docker.io":
-            request.url = request.url.copy_with(
-                scheme="http", host="127.0.0.1", port=self.registry.port
-            )
-            request.headers["Host"] = self.registry.host
-        return super().handle_request(request)
+        if request.url.host != "registry-1.docker.io":
+            return super().handle_request(request)
+        # A copy goes to loopback; the client's own request keeps Docker Hub's URL, as it
+        # would against the real registry (regtopo compares origins by it).
+        headers = httpx.Headers(request.headers)
+        headers["Host"] = self.registry.host
+        loopback = httpx.Request(
+            request.method,
+            request.url.copy_with(scheme="http", host="127.0.0.1", port=self.registry.port),
+            headers=headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+        return super().handle_request(loopback)
 
 
 @pytest.mark.parametrize(
